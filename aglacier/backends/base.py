@@ -1,0 +1,239 @@
+"""The one contract every destination implements.
+
+The engine speaks only to a :class:`Backend`; S3 with a Glacier storage class,
+a Glacier vault and a local folder sit behind it. The contract, stated once:
+
+Errors
+    A backend raises only :class:`~aglacier.errors.AglacierError` subclasses.
+    :class:`~aglacier.errors.TransientBackendError` (throttling, 5xx, timeouts,
+    dropped connections) may succeed if the same call is made again later;
+    everything else is permanent and must not be retried as is:
+    :class:`~aglacier.errors.AccessDeniedError`,
+    :class:`~aglacier.errors.NoSuchDestinationError`,
+    :class:`~aglacier.errors.ChecksumRejectedError` (the server computed another
+    checksum than we sent), :class:`~aglacier.errors.UploadNotFoundError` (the
+    upload expired or was aborted: start a new one from the same spool).
+    Backends do not retry: :class:`~aglacier.backends.retry.RetryingBackend`
+    is the one layer that does, and botocore's own retries are switched off.
+
+Idempotence
+    ``upload_part`` may be repeated with the same bytes: the server keeps one
+    copy. ``list_parts``, ``list_pending`` and ``retrieval_status`` only read.
+    ``complete`` and ``abort`` are not idempotent on every service; after a
+    crash, :meth:`Backend.find_completed` tells whether a complete took effect.
+    ``request_retrieval`` may cost money: callers store its ticket and reuse it.
+
+Limits
+    :attr:`Backend.limits` gives the part-size rule and maximum part count;
+    :attr:`Backend.max_connections` how many requests may be in flight at once.
+
+Bodies are ``bytes`` (botocore cannot send memoryviews or async readers), and
+the caller passes every part's SHA256 and tree hash, computed while the part
+was spooled, so that no backend hashes on the event loop.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from aglacier.backends.limits import BackendLimits
+
+
+@dataclass(frozen=True)
+class ArchiveInfo:
+    """What is known of an archive when its upload starts (before staging ends)."""
+
+    source: str  # the folder or file backed up, as an absolute path
+    host: str
+    created_at: datetime  # UTC
+    part_size: int
+    aglacier_version: str
+
+
+@dataclass(frozen=True)
+class PartChecksums:
+    """A part as spooled: its place in the archive and its checksums (raw digests)."""
+
+    number: int  # 0-based; S3 part numbers are this + 1
+    offset: int
+    size: int
+    sha256: bytes
+    tree_hash: bytes
+
+
+@dataclass(frozen=True)
+class UploadedPart:
+    """A part the server acknowledged."""
+
+    number: int  # 0-based
+    size: int
+    #: S3's ETag; the local backend's own tag; ``None`` for vaults.
+    etag: str | None = None
+    #: The checksum the server reports for the part, as the server encodes it
+    #: (S3: base64 SHA256; vault: hex tree hash), or ``None`` if it reports none.
+    checksum: str | None = None
+
+
+@dataclass(frozen=True)
+class CompletePart:
+    """A part as given to :meth:`Backend.complete`."""
+
+    checksums: PartChecksums
+    etag: str | None
+
+
+@dataclass(frozen=True)
+class ArchiveTotals:
+    """The whole archive, known once staging has finished."""
+
+    size: int
+    sha256: bytes
+    tree_hash: bytes
+    part_count: int
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A multipart upload the server acknowledged."""
+
+    upload_id: str
+    #: Where the archive will be: S3 key, local file name; ``None`` for vaults
+    #: (a vault names the archive only when the upload completes).
+    key: str | None
+
+
+@dataclass(frozen=True)
+class PendingUpload:
+    """An unfinished multipart upload as the server lists it."""
+
+    upload_id: str
+    key: str | None
+    initiated: datetime | None
+    description: str | None  # vault archive description, S3 key
+
+
+@dataclass(frozen=True)
+class StoredArchive:
+    """A finished archive on the destination."""
+
+    archive_id: str  # vault archive id, S3 key, local file name
+    location: str  # a URL a person can read
+    size: int
+
+
+class Tier(enum.StrEnum):
+    EXPEDITED = "Expedited"
+    STANDARD = "Standard"
+    BULK = "Bulk"
+
+
+class RetrievalState(enum.StrEnum):
+    IN_PROGRESS = "in-progress"
+    READY = "ready"
+    FAILED = "failed"
+    EXPIRED = "expired"  # S3's restored copy or a vault job output is gone
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """A retrieval request: a vault job, an S3 restore, or a local no-op."""
+
+    archive_id: str
+    tier: Tier
+    state: RetrievalState
+    job_id: str | None = None  # vault jobs only
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class PartData:
+    """One part read back, with the checksum the server sent for it."""
+
+    number: int
+    data: bytes
+    #: S3: base64 SHA256 of the part; vault: hex tree hash of the range;
+    #: local: hex SHA256 of the part; ``None`` when the server sent none.
+    checksum: str | None
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A destination for archives. Every method may raise the errors listed above."""
+
+    @property
+    def url(self) -> str:
+        """The destination as a URL (``s3://bucket/prefix``, ``glacier://vault``, ``file:///``)."""
+        ...
+
+    @property
+    def limits(self) -> BackendLimits: ...
+
+    @property
+    def max_connections(self) -> int: ...
+
+    async def check(self) -> None:
+        """Fail fast if the destination is missing or the credentials do not work."""
+        ...
+
+    async def start_upload(self, info: ArchiveInfo) -> Upload:
+        """Start a multipart upload with ``info.part_size``; returns once acknowledged."""
+        ...
+
+    async def upload_part(self, upload: Upload, part: PartChecksums, body: bytes) -> UploadedPart:
+        """Send one part; repeating it with the same bytes is harmless."""
+        ...
+
+    async def list_parts(self, upload: Upload) -> list[UploadedPart]:
+        """Every part the server holds for ``upload`` (all pages), by number."""
+        ...
+
+    async def complete(
+        self,
+        upload: Upload,
+        info: ArchiveInfo,
+        parts: Sequence[CompletePart],
+        totals: ArchiveTotals,
+    ) -> StoredArchive:
+        """Join the parts into the archive; the server checks what it can."""
+        ...
+
+    async def find_completed(
+        self, upload: Upload, info: ArchiveInfo, totals: ArchiveTotals
+    ) -> StoredArchive | None:
+        """After a crash around ``complete``: the archive if the complete took effect.
+
+        Returns ``None`` when the archive is certainly not there, and raises
+        :class:`~aglacier.errors.BackendError` when the service cannot tell
+        (a vault knows its archives only through an inventory job).
+        """
+        ...
+
+    async def abort(self, upload: Upload) -> None:
+        """Drop an unfinished upload and its parts (only ever on a user's request)."""
+        ...
+
+    async def list_pending(self) -> list[PendingUpload]:
+        """Unfinished uploads on the destination (all pages)."""
+        ...
+
+    async def request_retrieval(self, archive_id: str, *, tier: Tier, days: int) -> Retrieval:
+        """Ask for an archive to be made readable; may cost money, so store the result."""
+        ...
+
+    async def retrieval_status(self, retrieval: Retrieval) -> Retrieval:
+        """The retrieval's current state."""
+        ...
+
+    async def read_part(
+        self, retrieval: Retrieval, number: int, part_size: int, archive_size: int
+    ) -> PartData:
+        """Read part ``number`` of a ready archive, with the server's checksum for it."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
