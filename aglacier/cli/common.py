@@ -29,7 +29,7 @@ class Context:
     @property
     def config_path(self) -> Path | None:
         value = getattr(self.args, "config", None)
-        return Path(value).expanduser() if value else None
+        return Path(value) if value else None
 
     @property
     def verbose(self) -> int:

@@ -31,8 +31,15 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
-def _global_options() -> argparse.ArgumentParser:
-    opts = argparse.ArgumentParser(add_help=False)
+def _global_options(*, for_command: bool) -> argparse.ArgumentParser:
+    """The options every command takes, before or after the command's name.
+
+    A sub-parser's copy has no defaults of its own (``SUPPRESS``), or argparse
+    would write them over a value given before the command name.
+    """
+    opts = argparse.ArgumentParser(
+        add_help=False, argument_default=argparse.SUPPRESS if for_command else None
+    )
     group = opts.add_argument_group("global options")
     group.add_argument(
         "--config",
@@ -41,24 +48,34 @@ def _global_options() -> argparse.ArgumentParser:
         "$XDG_CONFIG_HOME/aglacier/config.toml)",
     )
     group.add_argument(
-        "-v", "--verbose", action="count", default=0, help="more detail; on errors, the cause"
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS if for_command else 0,
+        help="more detail; on errors, the cause",
     )
-    group.add_argument("-q", "--quiet", action="store_true", help="only errors and results")
+    group.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS if for_command else False,
+        help="only errors and results",
+    )
     return opts
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = _global_options()
     parser = _Parser(
         prog="aglacier",
         description="Encrypted, resumable backups to Amazon S3 Glacier storage classes, "
         "Glacier vaults, or a local folder.",
         epilog="Run `aglacier COMMAND --help` for a command's options. "
         "Exit codes are listed in docs/exit-codes.md.",
-        parents=[common],
+        parents=[_global_options(for_command=False)],
     )
     parser.add_argument("--version", action="version", version=f"aglacier {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    common = _global_options(for_command=True)
     for module in COMMANDS:
         module.register(sub, common)
     return parser

@@ -70,3 +70,15 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == ExitCode.USAGE
     assert "COMMAND" in capsys.readouterr().err
+
+
+def test_global_options_work_before_and_after_the_command(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "missing.toml"
+    for argv in (
+        ["--config", str(missing), "config", "show"],
+        ["config", "show", "--config", str(missing)],
+    ):
+        assert main(argv) == ExitCode.CONFIG
+        assert str(missing) in capsys.readouterr().err
