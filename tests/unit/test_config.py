@@ -19,16 +19,18 @@ from aglacier.config import (
     Config,
     DestinationConfig,
     EncryptionConfig,
-    FileLocation,
     Override,
-    S3Location,
-    StorageClass,
     UploadConfig,
-    VaultLocation,
     config_file_path,
     load_config,
-    parse_location,
     state_dir,
+)
+from aglacier.destination import (
+    FileLocation,
+    S3Location,
+    StorageClass,
+    VaultLocation,
+    parse_location,
 )
 from aglacier.errors import ConfigError, UsageError
 from aglacier.units import GiB, MiB
