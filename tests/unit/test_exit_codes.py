@@ -34,8 +34,8 @@ def test_required_meanings_exist() -> None:
     required = {"OK", "WARNINGS", "ERROR", "CONFIG", "STATE_LOCKED", "GPG", "RESUMABLE"}
     required |= {"NOT_READY", "INTEGRITY", "INTERRUPTED"}
     assert required <= set(ExitCode.__members__)
-    assert ExitCode.INTERRUPTED == 130
-    assert ExitCode.OK == 0
+    assert ExitCode.INTERRUPTED.value == 130
+    assert ExitCode.OK.value == 0
 
 
 def _error_classes() -> list[type[AglacierError]]:
