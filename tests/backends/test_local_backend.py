@@ -1,0 +1,325 @@
+"""What only the local folder promises: its layout, names, manifest, and crash safety."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio
+import pytest
+
+from aglacier import __version__
+from aglacier.backends.base import (
+    ArchiveInfo,
+    ArchiveTotals,
+    CompletePart,
+    PartChecksums,
+    StoredArchive,
+    Tier,
+    Upload,
+)
+from aglacier.backends.local import LocalBackend, archive_key, safe_name
+from aglacier.errors import (
+    ChecksumRejectedError,
+    InvalidRequestError,
+    NoSuchArchiveError,
+    NoSuchDestinationError,
+    UploadNotFoundError,
+)
+from aglacier.units import MiB
+from tests.backends.conftest import Spooled, random_bytes, spool, upload_parts
+
+pytestmark = pytest.mark.anyio
+
+WHEN = datetime(2026, 11, 26, 8, 6, 5, tzinfo=UTC)
+
+
+def _info(part_size: int = MiB, *, source: str = "/home/alice/My Documents") -> ArchiveInfo:
+    return ArchiveInfo(source, "alice-laptop", WHEN, part_size, __version__)
+
+
+@pytest.fixture
+async def local(tmp_path: Path) -> LocalBackend:
+    backend = LocalBackend(tmp_path / "backups")
+    await backend.check()
+    return backend
+
+
+def _visible_files(root: Path) -> list[str]:
+    """Files a person browsing the folder sees: everything outside ``.uploads``."""
+    return sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.is_file() and ".uploads" not in p.relative_to(root).parts
+    )
+
+
+async def _staged(local: LocalBackend, spooled: Spooled) -> tuple[Upload, list[CompletePart]]:
+    upload = await local.start_upload(_info(spooled.part_size))
+    uploaded = await upload_parts(local, upload, spooled)
+    return upload, spooled.complete_parts(uploaded)
+
+
+# --- check: the destination folder --------------------------------------------------
+
+
+async def test_check_creates_the_folder_when_its_parent_exists(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "backups")
+    await backend.check()
+    assert (tmp_path / "backups").is_dir()
+    assert backend.url == (tmp_path / "backups").as_uri()
+
+
+async def test_check_never_creates_a_missing_parent(tmp_path: Path) -> None:
+    # An unmounted disk looks like this: the backup must not land on the system disk.
+    backend = LocalBackend(tmp_path / "media" / "usb" / "backups")
+    with pytest.raises(NoSuchDestinationError):
+        await backend.check()
+    assert not (tmp_path / "media").exists()
+
+
+async def test_check_refuses_a_file(tmp_path: Path) -> None:
+    (tmp_path / "backups").write_text("not a folder")
+    with pytest.raises(NoSuchDestinationError):
+        await LocalBackend(tmp_path / "backups").check()
+
+
+async def test_check_finishes_a_removal_a_crash_cut_short(local: LocalBackend) -> None:
+    half_removed = local.root / ".uploads" / ".aBcDeFgHiJkLmNoPqRsTuVwX.deleting"
+    half_removed.mkdir(parents=True)
+    (half_removed / "part-7").write_bytes(b"x")
+
+    await local.check()
+
+    assert not half_removed.exists()
+
+
+async def test_a_missing_folder_is_no_such_destination(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "gone")
+    with pytest.raises(NoSuchDestinationError):
+        await backend.start_upload(_info())
+    with pytest.raises(NoSuchDestinationError):
+        await backend.list_pending()
+    assert not (tmp_path / "gone").exists()
+
+
+async def test_part_size_outside_the_limits_is_refused(local: LocalBackend) -> None:
+    with pytest.raises(InvalidRequestError):
+        await local.start_upload(_info(part_size=1000))
+
+
+# --- names and manifest -------------------------------------------------------------
+
+
+def test_archive_names_are_readable_and_safe() -> None:
+    key = archive_key(_info())
+    assert key == "alice-laptop/home_alice_My_Documents/20261126T080605Z.tar.gpg"
+    assert safe_name("/../../etc", fallback="x") == "etc"
+    assert safe_name("/", fallback="root") == "root"
+    assert safe_name("..", fallback="unknown-host") == "unknown-host"
+    assert safe_name("/home/jürgen/Bilder", fallback="x") == "home_j_rgen_Bilder"
+
+
+def test_long_sources_stay_distinct_and_short() -> None:
+    a = safe_name("/data/" + "x" * 300 + "/a", fallback="x")
+    b = safe_name("/data/" + "x" * 300 + "/b", fallback="x")
+    assert a != b
+    assert len(a) <= 100 and len(b) <= 100
+
+
+async def test_archive_and_manifest_appear_side_by_side(local: LocalBackend) -> None:
+    spooled = spool(random_bytes(2 * MiB + 5), MiB)
+    upload, parts = await _staged(local, spooled)
+    assert upload.key == "alice-laptop/home_alice_My_Documents/20261126T080605Z.tar.gpg"
+
+    stored = await local.complete(upload, _info(), parts, spooled.totals)
+
+    assert stored == StoredArchive(upload.key, (local.root / upload.key).as_uri(), 2 * MiB + 5)
+    assert _visible_files(local.root) == [upload.key, upload.key + ".manifest.json"]
+    assert list((local.root / ".uploads").iterdir()) == []
+    manifest = json.loads((local.root / (upload.key + ".manifest.json")).read_text())
+    assert manifest == {
+        "format": "aglacier-manifest",
+        "format_version": 1,
+        "key": upload.key,
+        "source": "/home/alice/My Documents",
+        "host": "alice-laptop",
+        "created_at": WHEN.isoformat(),
+        "size": 2 * MiB + 5,
+        "sha256": spooled.totals.sha256.hex(),
+        "tree_hash": spooled.totals.tree_hash.hex(),
+        "part_size": MiB,
+        "part_count": 3,
+        "aglacier_version": __version__,
+    }
+
+
+async def test_a_second_backup_in_the_same_second_gets_its_own_name(
+    local: LocalBackend,
+) -> None:
+    first = await local.start_upload(_info())
+    second = await local.start_upload(_info())
+    assert first.key is not None and second.key is not None
+    assert second.key == first.key.replace(".tar.gpg", "-2.tar.gpg")
+
+
+# --- what complete checks -----------------------------------------------------------
+
+
+async def test_complete_rejects_a_wrong_archive_checksum(local: LocalBackend) -> None:
+    spooled = spool(random_bytes(MiB + 1), MiB)
+    upload, parts = await _staged(local, spooled)
+    totals = spooled.totals
+    wrong_tree = ArchiveTotals(totals.size, totals.sha256, bytes(32), totals.part_count)
+    wrong_sha = ArchiveTotals(totals.size, bytes(32), totals.tree_hash, totals.part_count)
+
+    for wrong in (wrong_tree, wrong_sha):
+        with pytest.raises(ChecksumRejectedError):
+            await local.complete(upload, _info(), parts, wrong)
+
+    assert _visible_files(local.root) == []
+    assert not (local.root / ".uploads" / upload.upload_id / "archive.tmp").exists()
+    assert [p.number for p in await local.list_parts(upload)] == [0, 1]
+    await local.complete(upload, _info(), parts, totals)  # the upload is still whole
+
+
+async def test_complete_rejects_missing_and_misshapen_parts(local: LocalBackend) -> None:
+    spooled = spool(random_bytes(2 * MiB + 1), MiB)
+    upload = await local.start_upload(_info())
+    await upload_parts(local, upload, spooled, [0, 2])  # part 1 never sent
+    parts = [CompletePart(part, None) for part in spooled.parts]
+
+    with pytest.raises(InvalidRequestError):
+        await local.complete(upload, _info(), parts, spooled.totals)
+    with pytest.raises(InvalidRequestError):
+        await local.complete(upload, _info(), parts[:2], spooled.totals)
+    assert _visible_files(local.root) == []
+
+
+async def test_complete_detects_a_part_damaged_on_disk(local: LocalBackend) -> None:
+    spooled = spool(random_bytes(2 * MiB), MiB)
+    upload, parts = await _staged(local, spooled)
+    part_file = local.root / ".uploads" / upload.upload_id / "part-1"
+    damaged = bytearray(part_file.read_bytes())
+    damaged[1000] ^= 0xFF
+    part_file.write_bytes(bytes(damaged))
+
+    with pytest.raises(ChecksumRejectedError):
+        await local.complete(upload, _info(), parts, spooled.totals)
+    assert _visible_files(local.root) == []
+
+
+async def test_a_part_must_sit_where_its_number_says(local: LocalBackend) -> None:
+    spooled = spool(random_bytes(2 * MiB), MiB)
+    upload = await local.start_upload(_info())
+    part = spooled.parts[1]
+    moved = PartChecksums(1, 0, part.size, part.sha256, part.tree_hash)
+    with pytest.raises(InvalidRequestError):
+        await local.upload_part(upload, moved, spooled.body(1))
+
+
+# --- ids and names from outside are not paths -----------------------------------------
+
+
+async def test_upload_ids_cannot_escape_the_folder(local: LocalBackend) -> None:
+    spooled = spool(random_bytes(10), MiB)
+    for upload_id in ("../../etc", "..", ".uploads", ""):
+        with pytest.raises(UploadNotFoundError):
+            await local.upload_part(Upload(upload_id, None), spooled.parts[0], spooled.data)
+
+
+async def test_archive_ids_cannot_escape_the_folder(local: LocalBackend, tmp_path: Path) -> None:
+    (tmp_path / "secret.tar.gpg").write_bytes(b"not yours")
+    for archive_id in ("../secret.tar.gpg", str(tmp_path / "secret.tar.gpg"), "a/b"):
+        with pytest.raises(NoSuchArchiveError):
+            await local.request_retrieval(archive_id, tier=Tier.BULK, days=1)
+
+
+async def test_a_part_without_its_acknowledgement_is_not_listed(local: LocalBackend) -> None:
+    spooled = spool(random_bytes(2 * MiB), MiB)
+    upload = await local.start_upload(_info())
+    await upload_parts(local, upload, spooled, [0])
+    # What a crash between writing a part and acknowledging it leaves behind:
+    (local.root / ".uploads" / upload.upload_id / "part-1").write_bytes(spooled.body(1))
+
+    assert [p.number for p in await local.list_parts(upload)] == [0]
+
+
+# --- crashes ------------------------------------------------------------------------
+
+# Runs complete in a child process that stops (and is killed) just before one rename.
+_CRASHING_COMPLETE = """
+import pickle, sys, time
+from pathlib import Path
+
+import anyio
+
+from aglacier.backends.local import LocalBackend
+
+root, job, ready, stop_before = sys.argv[1:]
+real_replace = Path.replace
+
+def replace(self, target):
+    if stop_before in self.name:
+        Path(ready).touch()
+        time.sleep(60)
+    return real_replace(self, target)
+
+Path.replace = replace
+upload, info, parts, totals = pickle.loads(Path(job).read_bytes())
+anyio.run(LocalBackend(Path(root)).complete, upload, info, parts, totals)
+"""
+
+
+async def _crash_complete(
+    local: LocalBackend, tmp_path: Path, job: tuple[object, ...], stop_before: str
+) -> None:
+    """Run complete in a child process and kill it just before it renames ``stop_before``."""
+    (tmp_path / "job").write_bytes(pickle.dumps(job))
+    ready = tmp_path / "ready"
+    args = [str(local.root), str(tmp_path / "job"), str(ready), stop_before]
+    async with await anyio.open_process([sys.executable, "-c", _CRASHING_COMPLETE, *args]) as child:
+        with anyio.fail_after(30):
+            while not await anyio.Path(ready).exists():
+                assert child.returncode is None, "the child ended before the crash point"
+                await anyio.sleep(0.02)
+        child.kill()
+        await child.wait()
+
+
+async def test_a_crash_before_the_archive_appears_leaves_nothing_visible(
+    local: LocalBackend, tmp_path: Path
+) -> None:
+    spooled = spool(random_bytes(3 * MiB + 17), MiB)
+    upload, parts = await _staged(local, spooled)
+    info, totals = _info(), spooled.totals
+
+    await _crash_complete(local, tmp_path, (upload, info, parts, totals), "archive.tmp")
+
+    assert _visible_files(local.root) == []
+    assert await local.find_completed(upload, info, totals) is None
+    assert upload.upload_id in {p.upload_id for p in await local.list_pending()}
+    assert len(await local.list_parts(upload)) == 4
+    stored = await local.complete(upload, info, parts, totals)  # resume finishes the job
+    assert (local.root / stored.archive_id).read_bytes() == spooled.data
+
+
+async def test_a_crash_after_the_archive_appeared_is_found_and_tidied(
+    local: LocalBackend, tmp_path: Path
+) -> None:
+    spooled = spool(random_bytes(2 * MiB), MiB)
+    upload, parts = await _staged(local, spooled)
+    info, totals = _info(), spooled.totals
+    assert upload.key is not None
+
+    await _crash_complete(local, tmp_path, (upload, info, parts, totals), ".manifest.json")
+
+    assert _visible_files(local.root) == [upload.key]  # whole, without its manifest yet
+    assert (local.root / upload.key).read_bytes() == spooled.data
+    found = await local.find_completed(upload, info, totals)
+    assert found is not None and found.archive_id == upload.key
+    assert _visible_files(local.root) == [upload.key, upload.key + ".manifest.json"]
+    assert await local.list_pending() == []
