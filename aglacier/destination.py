@@ -158,6 +158,9 @@ def _bucket_problem(name: str) -> str | None:
 def _check_prefix(prefix: str) -> None:
     if prefix != prefix.strip("/") or "//" in prefix:
         raise ValueError(f"prefix {_quoted(prefix)} must not have empty parts (//)")
+    if any(part != part.strip() for part in prefix.split("/")):
+        # A URL is stripped of white space when read, so such a prefix would change.
+        raise ValueError(f"prefix {_quoted(prefix)} must not start or end a part with a space")
     if _CONTROL_RE.search(prefix) or "?" in prefix or "#" in prefix:
         raise ValueError(f"prefix {_quoted(prefix)} must not contain ?, # or control characters")
     if len(prefix.encode()) > _MAX_PREFIX_BYTES:

@@ -129,6 +129,17 @@ class UploadNotFoundError(BackendError):
     exit_code = ExitCode.RESUMABLE
 
 
+class CompletionUnknownError(BackendError):
+    """The service cannot tell whether a complete took effect.
+
+    A vault knows its archives only through an inventory job (hours, and up to
+    a day behind), so once it has forgotten an upload it cannot say whether the
+    upload was completed, aborted or expired. ``aglacier resume`` settles it.
+    """
+
+    exit_code = ExitCode.RESUMABLE
+
+
 class ChecksumRejectedError(BackendError):
     """The server computed another checksum than the one we sent: never retried as is."""
 

@@ -18,9 +18,10 @@ Every choice here exists because botocore's default is wrong for this program:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from types import TracebackType
+from typing import Any, Literal, Self
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
@@ -128,3 +129,40 @@ async def aws_client(service: Service, settings: AwsSettings) -> AsyncIterator[A
 async def _require_credentials(session: AioSession, profile: str | None) -> None:
     if await session.get_credentials() is None:
         raise no_credentials_error(profile or session.profile)
+
+
+class ClientBackend:
+    """What the S3 and vault backends share: an aiobotocore client (see :func:`aws_client`).
+
+    ``on_close`` releases the client; a backend's ``open`` sets it, so that a
+    backend that opened its client closes it in :meth:`aclose`, and one given
+    a client leaves it to its owner.
+    """
+
+    def __init__(
+        self, client: Any, *, max_connections: int, on_close: AsyncExitStack | None
+    ) -> None:
+        self._client = client
+        self._max_connections = max_connections
+        self._exit_stack = on_close
+
+    @property
+    def max_connections(self) -> int:
+        return self._max_connections
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the client if this backend opened it."""
+        stack, self._exit_stack = self._exit_stack, None
+        if stack is not None:
+            await stack.aclose()

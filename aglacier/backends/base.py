@@ -12,7 +12,11 @@ Errors
     :class:`~aglacier.errors.NoSuchDestinationError`,
     :class:`~aglacier.errors.ChecksumRejectedError` (the server computed another
     checksum than we sent), :class:`~aglacier.errors.UploadNotFoundError` (the
-    upload expired or was aborted: start a new one from the same spool).
+    upload expired or was aborted: start a new one from the same spool),
+    :class:`~aglacier.errors.InvalidRequestError` (a request no server would
+    take: ``complete`` raises it for missing or misshapen parts),
+    :class:`~aglacier.errors.CompletionUnknownError` (the service cannot tell
+    whether a complete took effect: resumable, settled by ``aglacier resume``).
     Backends do not retry: :class:`~aglacier.backends.retry.RetryingBackend`
     is the one layer that does, and botocore's own retries are switched off.
 
@@ -20,7 +24,12 @@ Idempotence
     ``upload_part`` may be repeated with the same bytes: the server keeps one
     copy. ``list_parts``, ``list_pending`` and ``retrieval_status`` only read.
     ``complete`` and ``abort`` are not idempotent on every service; after a
-    crash, :meth:`Backend.find_completed` tells whether a complete took effect.
+    crash, :meth:`Backend.find_completed` tells whether a complete took effect:
+    the archive, ``None`` while the upload is still pending or when the archive
+    is certainly not there, or :class:`~aglacier.errors.CompletionUnknownError`
+    when the service cannot tell (a vault knows its archives only through an
+    inventory). The retry layer also calls it when the answer to a ``complete``
+    was lost and a retry found the upload gone.
     ``request_retrieval`` may cost money: callers store its ticket and reuse it.
 
 Limits
@@ -198,17 +207,23 @@ class Backend(Protocol):
         parts: Sequence[CompletePart],
         totals: ArchiveTotals,
     ) -> StoredArchive:
-        """Join the parts into the archive; the server checks what it can."""
+        """Join the parts into the archive; the server checks what it can.
+
+        Missing or misshapen parts raise :class:`~aglacier.errors.InvalidRequestError`
+        before anything is sent.
+        """
         ...
 
     async def find_completed(
         self, upload: Upload, info: ArchiveInfo, totals: ArchiveTotals
     ) -> StoredArchive | None:
-        """After a crash around ``complete``: the archive if the complete took effect.
+        """After a crash around ``complete``, or a lost answer to one: the archive
+        if the complete took effect.
 
-        Returns ``None`` when the archive is certainly not there, and raises
-        :class:`~aglacier.errors.BackendError` when the service cannot tell
-        (a vault knows its archives only through an inventory job).
+        Returns ``None`` while the upload is still pending and when the archive is
+        certainly not there; raises :class:`~aglacier.errors.CompletionUnknownError`
+        when the service cannot tell (a vault knows its archives only through an
+        inventory job). Only reads; the local folder also finishes its tidying up.
         """
         ...
 

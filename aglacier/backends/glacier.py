@@ -18,11 +18,10 @@ import json
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import AsyncExitStack, aclosing
 from contextvars import ContextVar
-from datetime import UTC, datetime
-from types import TracebackType
+from datetime import datetime
 from typing import Any
 
-from aglacier.backends.aws import AwsSettings, aws_client
+from aglacier.backends.aws import AwsSettings, ClientBackend, aws_client
 from aglacier.backends.aws_errors import aws_errors
 from aglacier.backends.base import (
     ArchiveInfo,
@@ -39,9 +38,11 @@ from aglacier.backends.base import (
     UploadedPart,
 )
 from aglacier.backends.limits import VAULT_LIMITS, BackendLimits
+from aglacier.backends.naming import utc
+from aglacier.backends.parts import ordered_parts
 from aglacier.errors import (
-    BackendError,
     ChecksumRejectedError,
+    CompletionUnknownError,
     InvalidRequestError,
     NoSuchArchiveError,
     TransientBackendError,
@@ -62,7 +63,7 @@ _JOB_STATES = {
 }
 
 
-class VaultBackend:
+class VaultBackend(ClientBackend):
     """Archives in the Glacier vault ``vault``.
 
     Takes an open aiobotocore Glacier client (see :func:`~aglacier.backends.aws.aws_client`);
@@ -77,11 +78,9 @@ class VaultBackend:
         max_connections: int,
         on_close: AsyncExitStack | None = None,
     ) -> None:
-        self._client = client
+        super().__init__(client, max_connections=max_connections, on_close=on_close)
         self.vault = vault
         self.region: str = client.meta.region_name
-        self._max_connections = max_connections
-        self._exit_stack = on_close
         # First, so that it runs before botocore's add_glacier_checksums, which
         # hashes only what is missing.
         client.meta.events.register_first(
@@ -103,23 +102,6 @@ class VaultBackend:
             )
         return backend
 
-    async def __aenter__(self) -> VaultBackend:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the client if this backend opened it."""
-        stack, self._exit_stack = self._exit_stack, None
-        if stack is not None:
-            await stack.aclose()
-
     @property
     def url(self) -> str:
         """``glacier://vault``."""
@@ -128,10 +110,6 @@ class VaultBackend:
     @property
     def limits(self) -> BackendLimits:
         return VAULT_LIMITS
-
-    @property
-    def max_connections(self) -> int:
-        return self._max_connections
 
     @property
     def _destination(self) -> str:
@@ -227,12 +205,7 @@ class VaultBackend:
         totals: ArchiveTotals,
     ) -> StoredArchive:
         """CompleteMultipartUpload with the archive size and tree hash; the vault checks both."""
-        numbers = sorted(p.checksums.number for p in parts)
-        if numbers != list(range(totals.part_count)):
-            raise InvalidRequestError(
-                f"complete needs parts 0 to {totals.part_count - 1} once each, "
-                f"got {len(numbers)} parts"
-            )
+        ordered_parts(parts, totals, info.part_size)
         action = f"complete upload {upload.upload_id} in {self.url}"
         sent = totals.tree_hash.hex()
         with self._upload_errors(action, upload):
@@ -260,12 +233,12 @@ class VaultBackend:
 
         Once a vault has forgotten an upload, it was completed, aborted or expired,
         and only an inventory job (hours, and up to a day behind) lists archives:
-        this raises :class:`~aglacier.errors.BackendError` then.
+        this raises :class:`~aglacier.errors.CompletionUnknownError` then.
         """
         try:
             await self.list_parts(upload)
         except UploadNotFoundError:
-            raise BackendError(
+            raise CompletionUnknownError(
                 f"{self._destination} no longer knows upload {upload.upload_id}: it was "
                 "completed, aborted or expired, and a vault lists its archives only "
                 "through an inventory job",
@@ -427,7 +400,7 @@ def archive_description(info: ArchiveInfo) -> str:
         "aglacier": DESCRIPTION_FORMAT,
         "source": "",
         "host": _fitting(info.host, 200, keep_end=False),
-        "created_at": _utc(info.created_at).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created_at": utc(info.created_at).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "part_size": info.part_size,
         "version": _fitting(info.aglacier_version, 40, keep_end=False),
     }
@@ -460,10 +433,6 @@ def _compact(value: object) -> str:
     # ensure_ascii escapes every non-ASCII character (and lone surrogates from
     # undecodable file names) as \uXXXX, and control characters too: printable ASCII.
     return json.dumps(value, ensure_ascii=True, separators=(",", ":"))
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _parse_time(text: str | None) -> datetime | None:

@@ -19,9 +19,11 @@
 either finds the upload gone after an attempt failed transiently, the first
 attempt may have taken effect. For ``abort`` that is success. For ``complete``
 :meth:`Backend.find_completed` decides: the archive when it is there,
-:class:`~aglacier.errors.UploadNotFoundError` when it certainly is not, and a
-:class:`~aglacier.errors.TransientBackendError` (resumable) when the service
-cannot tell, so that the engine's crash-recovery path settles it.
+:class:`~aglacier.errors.UploadNotFoundError` when it certainly is not, and
+:class:`~aglacier.errors.CompletionUnknownError` (resumable) when the service
+cannot tell or ``find_completed`` itself keeps failing transiently, so that the
+engine's crash-recovery path settles it. Other errors of ``find_completed``
+(access denied, a missing destination) propagate as they are.
 
 ``start_upload`` and ``request_retrieval`` are retried like the rest: a request
 whose answer was lost may leave an unused upload (``list-pending`` shows it) or
@@ -52,7 +54,7 @@ from aglacier.backends.base import (
     UploadedPart,
 )
 from aglacier.backends.limits import BackendLimits
-from aglacier.errors import BackendError, TransientBackendError, UploadNotFoundError
+from aglacier.errors import CompletionUnknownError, TransientBackendError, UploadNotFoundError
 
 T = TypeVar("T")
 
@@ -223,10 +225,8 @@ class RetryingBackend:
         """A retried complete found the upload gone: did the lost attempt finish it?"""
         try:
             found = await self.find_completed(upload, info, totals)
-        except TransientBackendError:
-            raise
-        except BackendError as cannot_tell:
-            raise TransientBackendError(
+        except (CompletionUnknownError, TransientBackendError) as cannot_tell:
+            raise CompletionUnknownError(
                 f"the destination did not answer a complete and cannot tell whether it "
                 f"took effect ({lost}; {cannot_tell})",
                 hint="run `aglacier resume`, which settles it",

@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 from aglacier.backends.aws import AwsSettings
 from aglacier.backends.glacier import VaultBackend
 from aglacier.backends.s3 import S3Backend
+from aglacier.backends.s3_bucket import PAGE_SIZE
 
 #: moto's S3 enforces the real 5 MiB minimum part size at complete. It reads
 #: this variable once, when ``moto.settings`` is imported, so it is set here,
@@ -105,14 +106,19 @@ async def open_s3_backend(
     storage_class: str = "DEEP_ARCHIVE",
     prefix: str = "backups",
     concurrency: int = 4,
+    page_size: int = PAGE_SIZE,
 ) -> AsyncIterator[S3Backend]:
-    """An :class:`S3Backend` on ``bucket`` (created if missing), closed on exit."""
+    """An :class:`S3Backend` on ``bucket`` (created if missing), closed on exit.
+
+    A small ``page_size`` makes listings cross pages with a few parts or uploads.
+    """
     await anyio.to_thread.run_sync(create_bucket, endpoint_url, bucket)
     backend = await S3Backend.open(
         local_settings(endpoint_url, concurrency=concurrency),
         bucket=bucket,
         prefix=prefix,
         storage_class=storage_class,
+        page_size=page_size,
     )
     async with backend:
         yield backend

@@ -3,7 +3,8 @@
 ``backend`` is parametrized over a local folder, the vault emulator and a moto S3
 server. What differs between them is stated in :class:`BackendTraits` (where a
 bad checksum is caught, whether ``find_completed`` can tell, how checksums are
-encoded), so that the tests assert each backend's behaviour instead of skipping.
+encoded, how many parts cross pages), so that the tests assert each backend's
+behaviour instead of skipping.
 
 The helpers compute every digest independently of ``aglacier.treehash`` and the
 emulator: ``hashlib`` for SHA256 and botocore's tree hash.
@@ -42,6 +43,7 @@ from aglacier.backends.base import (
 from aglacier.backends.glacier import VaultBackend
 from aglacier.backends.local import LocalBackend
 from aglacier.backends.s3 import S3Backend
+from aglacier.backends.s3_bucket import PAGE_SIZE
 from aglacier.units import KiB, MiB
 
 # Importing aws_servers registers the ``moto_s3_endpoint`` session fixture for every
@@ -56,6 +58,8 @@ from tests.backends.aws_servers import (
 from tests.vault_emulator import VaultEmulator
 
 KINDS = ("local", "vault", "s3")
+#: A page of S3 listings small enough that a few parts cross several pages.
+S3_TEST_PAGE_SIZE = 10
 
 
 # --- digests, computed without aglacier ---------------------------------------
@@ -195,7 +199,8 @@ class BackendTraits:
     #: catches it by comparing S3's composite checksum after the complete.
     bad_part_caught_by: Literal["upload_part", "complete"]
     #: Whether ``find_completed`` can tell after a complete: a vault knows its
-    #: archives only through an inventory, so once the upload is gone it cannot.
+    #: archives only through an inventory, so once the upload is gone it cannot
+    #: (and raises CompletionUnknownError).
     find_completed_can_tell: bool
     #: The checksum ``list_parts`` reports for a part's bytes.
     listed_checksum: Callable[[bytes], str | None]
@@ -227,7 +232,9 @@ TRAITS = {
     "s3": BackendTraits(
         kind="s3",
         part_size=64 * KiB,  # moto's minimum is lowered by aws_servers
-        paged_part_count=1001,  # S3's page is 1,000 parts
+        # In pages of S3_TEST_PAGE_SIZE (see the s3_page_size fixture): five pages,
+        # the last one short, as with S3's own page of 1,000 parts and 4,321 parts.
+        paged_part_count=4 * S3_TEST_PAGE_SIZE + 3,
         paged_part_size=KiB,
         bad_part_caught_by="complete",
         find_completed_can_tell=True,
@@ -256,6 +263,16 @@ def backend_kind(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def traits(backend_kind: str) -> BackendTraits:
     return TRAITS[backend_kind]
+
+
+@pytest.fixture
+def s3_page_size() -> int:
+    """The S3 backend's page of parts and uploads; a test may parametrize it smaller.
+
+    Only a test that needs it changes it: with gaps in the part numbers, moto
+    loses parts across pages (see test_s3_backend.test_moto_mispaginates_sparse_parts).
+    """
+    return PAGE_SIZE
 
 
 @pytest.fixture(scope="session")
@@ -312,6 +329,7 @@ async def _open_vault(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
 @asynccontextmanager
 async def _open_s3(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Opened]:
     endpoint: str = request.getfixturevalue("moto_s3_endpoint")
+    page_size: int = request.getfixturevalue("s3_page_size")
     bucket = f"aglacier-test-{secrets.token_hex(6)}"
 
     def read_raw(archive: StoredArchive) -> bytes:
@@ -325,7 +343,7 @@ async def _open_s3(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
             client.close()
         return data
 
-    async with open_s3_backend(endpoint, bucket) as backend:
+    async with open_s3_backend(endpoint, bucket, page_size=page_size) as backend:
         yield Opened(backend, read_raw)
 
 

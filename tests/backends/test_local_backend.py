@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import pickle
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +15,7 @@ import anyio
 import pytest
 
 from aglacier import __version__
+from aglacier.backends import naming
 from aglacier.backends.base import (
     ArchiveInfo,
     ArchiveTotals,
@@ -21,7 +25,7 @@ from aglacier.backends.base import (
     Tier,
     Upload,
 )
-from aglacier.backends.local import LocalBackend, archive_key, safe_name
+from aglacier.backends.local import LocalBackend
 from aglacier.errors import (
     ChecksumRejectedError,
     InvalidRequestError,
@@ -111,29 +115,16 @@ async def test_part_size_outside_the_limits_is_refused(local: LocalBackend) -> N
         await local.start_upload(_info(part_size=1000))
 
 
-# --- names and manifest -------------------------------------------------------------
+# --- names and manifest (the key shape itself: test_naming.py) -----------------------
 
-
-def test_archive_names_are_readable_and_safe() -> None:
-    key = archive_key(_info())
-    assert key == "alice-laptop/home_alice_My_Documents/20261126T080605Z.tar.gpg"
-    assert safe_name("/../../etc", fallback="x") == "etc"
-    assert safe_name("/", fallback="root") == "root"
-    assert safe_name("..", fallback="unknown-host") == "unknown-host"
-    assert safe_name("/home/jürgen/Bilder", fallback="x") == "home_j_rgen_Bilder"
-
-
-def test_long_sources_stay_distinct_and_short() -> None:
-    a = safe_name("/data/" + "x" * 300 + "/a", fallback="x")
-    b = safe_name("/data/" + "x" * 300 + "/b", fallback="x")
-    assert a != b
-    assert len(a) <= 100 and len(b) <= 100
+#: The S3 backend's key shape, without a prefix.
+KEY = re.compile(r"alice-laptop/home/alice/My_Documents/20261126T080605Z-[a-z2-7]{6}\.tar\.gpg")
 
 
 async def test_archive_and_manifest_appear_side_by_side(local: LocalBackend) -> None:
     spooled = spool(random_bytes(2 * MiB + 5), MiB)
     upload, parts = await _staged(local, spooled)
-    assert upload.key == "alice-laptop/home_alice_My_Documents/20261126T080605Z.tar.gpg"
+    assert upload.key is not None and KEY.fullmatch(upload.key)
 
     stored = await local.complete(upload, _info(), parts, spooled.totals)
 
@@ -153,17 +144,30 @@ async def test_archive_and_manifest_appear_side_by_side(local: LocalBackend) -> 
         "tree_hash": spooled.totals.tree_hash.hex(),
         "part_size": MiB,
         "part_count": 3,
+        "s3_checksum": s3_composite(spooled),
         "aglacier_version": __version__,
     }
 
 
 async def test_a_second_backup_in_the_same_second_gets_its_own_name(
-    local: LocalBackend,
+    local: LocalBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = await local.start_upload(_info())
     second = await local.start_upload(_info())
     assert first.key is not None and second.key is not None
-    assert second.key == first.key.replace(".tar.gpg", "-2.tar.gpg")
+    assert KEY.fullmatch(first.key) and KEY.fullmatch(second.key)
+    assert second.key != first.key
+    # Even when the random suffix repeats, the folder never hands out a key twice.
+    suffixes = iter([first.key[-14:-8], second.key[-14:-8], "third3"])
+    monkeypatch.setattr(naming, "random_suffix", lambda: next(suffixes))
+    third = await local.start_upload(_info())
+    assert third.key == first.key[:-14] + "third3.tar.gpg"
+
+
+def s3_composite(spooled: Spooled) -> str:
+    """S3's checksum of the parts, computed here without aglacier."""
+    whole = hashlib.sha256(b"".join(p.sha256 for p in spooled.parts)).digest()
+    return f"{base64.b64encode(whole).decode()}-{len(spooled.parts)}"
 
 
 # --- what complete checks -----------------------------------------------------------

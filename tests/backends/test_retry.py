@@ -29,8 +29,11 @@ from aglacier.backends.limits import BackendLimits
 from aglacier.backends.local import LocalBackend
 from aglacier.backends.retry import RetryingBackend
 from aglacier.errors import (
+    AccessDeniedError,
     BackendError,
     ChecksumRejectedError,
+    CompletionUnknownError,
+    ExitCode,
     TransientBackendError,
     UploadNotFoundError,
 )
@@ -346,9 +349,35 @@ async def test_a_lost_complete_that_cannot_be_settled_is_resumable(rig: Rig) -> 
     spooled = _spooled()
     upload, parts = await _staged(rig.retrying, spooled)
     rig.scripted.after["complete"] = _transient(1)
-    rig.scripted.before["find_completed"] = [BackendError("a vault cannot tell")]
+    rig.scripted.before["find_completed"] = [CompletionUnknownError("a vault cannot tell")]
 
-    with pytest.raises(TransientBackendError):
+    with pytest.raises(CompletionUnknownError, match="a vault cannot tell") as caught:
+        await rig.retrying.complete(upload, archive_info(MiB), parts, spooled.totals)
+    assert caught.value.exit_code is ExitCode.RESUMABLE
+    assert rig.scripted.calls["find_completed"] == 1  # "cannot tell" is not retried
+
+
+async def test_a_lost_complete_whose_lookup_keeps_failing_is_completion_unknown(
+    rig: Rig,
+) -> None:
+    spooled = _spooled()
+    upload, parts = await _staged(rig.retrying, spooled)
+    rig.scripted.after["complete"] = _transient(1)
+    rig.scripted.before["find_completed"] = _transient(rig.retrying.attempts)
+
+    with pytest.raises(CompletionUnknownError) as caught:
+        await rig.retrying.complete(upload, archive_info(MiB), parts, spooled.totals)
+    assert isinstance(caught.value.__cause__, TransientBackendError)
+    assert rig.scripted.calls["find_completed"] == rig.retrying.attempts
+
+
+async def test_a_permanent_error_of_the_lookup_propagates_as_it_is(rig: Rig) -> None:
+    spooled = _spooled()
+    upload, parts = await _staged(rig.retrying, spooled)
+    rig.scripted.after["complete"] = _transient(1)
+    rig.scripted.before["find_completed"] = [AccessDeniedError("no s3:GetObject")]
+
+    with pytest.raises(AccessDeniedError):
         await rig.retrying.complete(upload, archive_info(MiB), parts, spooled.totals)
 
 

@@ -38,6 +38,7 @@ from aglacier.backends.glacier import MAX_DESCRIPTION, VaultBackend, archive_des
 from aglacier.errors import (
     BackendError,
     ChecksumRejectedError,
+    CompletionUnknownError,
     ExitCode,
     InvalidRequestError,
     NoSuchArchiveError,
@@ -244,8 +245,9 @@ async def test_find_completed_can_only_say_not_yet(
     await vault.upload_part(upload, parts[0], data)
     assert await vault.find_completed(upload, info(), totals(data, parts)) is None
     await vault.complete(upload, info(), [CompletePart(parts[0], None)], totals(data, parts))
-    with pytest.raises(BackendError, match="inventory"):
+    with pytest.raises(CompletionUnknownError, match="inventory") as caught:
         await vault.find_completed(upload, info(), totals(data, parts))
+    assert caught.value.exit_code is ExitCode.RESUMABLE
 
 
 async def test_expired_upload(vault: VaultBackend, emulator: VaultEmulator) -> None:

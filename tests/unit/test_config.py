@@ -529,13 +529,21 @@ BUCKETS = st.from_regex(r"[a-z0-9][a-z0-9-]{1,40}[a-z0-9]", fullmatch=True).filt
     lambda name: not name.startswith(("xn--", "sthree-")) and not name.endswith("-s3alias")
 )
 PREFIXES = st.lists(
-    st.text(st.characters(exclude_categories=["Cc", "Cs"], exclude_characters="/?#"), min_size=1),
+    st.text(
+        st.characters(exclude_categories=["Cc", "Cs"], exclude_characters="/?#"), min_size=1
+    ).filter(lambda part: part == part.strip()),
     max_size=4,
 ).map("/".join)
 PATHS = st.lists(
     st.text(st.characters(exclude_categories=["Cs"], exclude_characters="/\0"), min_size=1),
     min_size=1,
 ).map(lambda parts: Path("/", *parts))
+
+
+@pytest.mark.parametrize("prefix", [" ", "backups ", "a/ b"])
+def test_s3_prefix_parts_with_outer_spaces_are_refused(prefix: str) -> None:
+    with pytest.raises(ValueError, match="space"):
+        S3Location("bkt", prefix)
 
 
 @given(BUCKETS, PREFIXES)
