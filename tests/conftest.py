@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.gpgkeys import GnupgHome, kill_agent, make_gnupg_home
+
 
 @pytest.fixture(autouse=True)
 def _hermetic_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
@@ -42,3 +44,13 @@ def anyio_backend() -> str:
 def home() -> Path:
     """The throwaway HOME of this test."""
     return Path(os.environ["HOME"])
+
+
+@pytest.fixture(scope="session")
+def gnupg_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GnupgHome]:
+    """A throwaway GNUPGHOME with one key pair (no passphrase), shared by the session."""
+    home = make_gnupg_home(tmp_path_factory.mktemp("gnupg") / "home")
+    try:
+        yield home
+    finally:
+        kill_agent(home.home)

@@ -17,11 +17,29 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from aglacier import __version__
-from aglacier.cli import checksum_cmd, config_cmd
+from aglacier.cli import (
+    abort_cmd,
+    backup_cmd,
+    checksum_cmd,
+    config_cmd,
+    list_cmd,
+    log_cmd,
+    pending_cmd,
+    resume_cmd,
+)
 from aglacier.cli.common import Context, err_console_print
 from aglacier.errors import AglacierError, ExitCode, UsageError
 
-COMMANDS = (checksum_cmd, config_cmd)
+COMMANDS = (
+    backup_cmd,
+    resume_cmd,
+    pending_cmd,
+    list_cmd,
+    log_cmd,
+    abort_cmd,
+    checksum_cmd,
+    config_cmd,
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -92,25 +110,53 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(ExitCode.USAGE)
         ctx = Context(args=args, env=dict(os.environ))
         return int(args.run(ctx))
-    except AglacierError as exc:
-        _report(exc, verbose=bool(args and args.verbose))
-        return int(exc.exit_code)
-    except KeyboardInterrupt:
+    except BaseException as exc:
+        if isinstance(exc, SystemExit):
+            raise
+        return int(_exit_code(_primary(exc), verbose=bool(args and args.verbose)))
+
+
+def _primary(exc: BaseException) -> BaseException:
+    """The error that matters inside task groups' exception groups.
+
+    A user error wins over the cancellations and follow-on failures beside it.
+    """
+    if not isinstance(exc, BaseExceptionGroup):
+        return exc
+    leaves = _leaves(exc)
+    for kind in (KeyboardInterrupt, AglacierError):
+        for leaf in leaves:
+            if isinstance(leaf, kind):
+                return leaf
+    return leaves[0] if leaves else exc
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for inner in group.exceptions:
+        found.extend(_leaves(inner) if isinstance(inner, BaseExceptionGroup) else [inner])
+    return found
+
+
+def _exit_code(exc: BaseException, *, verbose: bool) -> ExitCode:
+    if isinstance(exc, AglacierError):
+        _report(exc, verbose=verbose)
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
         err_console_print("aglacier: interrupted")
-        return int(ExitCode.INTERRUPTED)
-    except BrokenPipeError:
+        return ExitCode.INTERRUPTED
+    if isinstance(exc, BrokenPipeError):
         # stdout closed early (`aglacier ... | head`): not an error of ours.
         _silence_stdout()
-        return int(ExitCode.OK)
-    except Exception as exc:  # a bug: still one line unless asked for more
-        verbose = bool(args and args.verbose)
-        if verbose:
-            traceback.print_exc()
-        err_console_print(
-            f"aglacier: internal error: {type(exc).__name__}: {exc}"
-            + ("" if verbose else " (run again with -v for the traceback)")
-        )
-        return int(ExitCode.ERROR)
+        return ExitCode.OK
+    # A bug: still one line unless asked for more.
+    if verbose:
+        traceback.print_exception(exc)
+    err_console_print(
+        f"aglacier: internal error: {type(exc).__name__}: {exc}"
+        + ("" if verbose else " (run again with -v for the traceback)")
+    )
+    return ExitCode.ERROR
 
 
 def _report(exc: AglacierError, *, verbose: bool) -> None:

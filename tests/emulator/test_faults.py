@@ -285,3 +285,25 @@ def test_fault_settings_are_validated(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         call(vault_emulator.faults)
+
+
+def test_held_answer_takes_effect_before_release(
+    glacier: Any, vault: str, vault_emulator: VaultEmulator
+) -> None:
+    upload_id = _new_upload(glacier, vault)
+    vault_emulator.faults.hold_responses("AbortMultipartUpload")
+    outcome: list[object] = []
+
+    def abort() -> None:
+        outcome.append(glacier.abort_multipart_upload(vaultName=vault, uploadId=upload_id))
+
+    worker = threading.Thread(target=abort)
+    worker.start()
+    vault_emulator.faults.wait_held(1)
+    # The abort took effect while its answer is parked.
+    uploads = glacier.list_multipart_uploads(vaultName=vault)["UploadsList"]
+    assert upload_id not in [u["MultipartUploadId"] for u in uploads]
+    assert outcome == []
+    vault_emulator.release()
+    worker.join(timeout=10)
+    assert not worker.is_alive() and len(outcome) == 1

@@ -79,6 +79,7 @@ class _Knobs:
     latency: float = 0.0
     hold_after: int | None = None
     passed: int = 0
+    held_responses: set[str] = field(default_factory=set)
 
 
 class Faults:
@@ -138,6 +139,16 @@ class Faults:
             self._knobs.hold_after = parts
             self._knobs.passed = 0
 
+    def hold_responses(self, operation: str) -> None:
+        """Park the answer to every ``operation`` after it took effect, until ``release``.
+
+        A client killed while its answer is parked has changed the server without
+        knowing it: the crash between "complete" and recording the archive.
+        """
+        _check_operation(operation)
+        with self._cond:
+            self._knobs.held_responses.add(operation)
+
     def release(self, *, drop: bool = False) -> None:
         """Stop holding part uploads and let every parked one proceed.
 
@@ -147,13 +158,14 @@ class Faults:
         """
         with self._cond:
             self._knobs.hold_after = None
+            self._knobs.held_responses.clear()
             waiters, self._waiters = self._waiters, []
             self._cond.notify_all()
         for waiter in waiters:
             waiter.get_loop().call_soon_threadsafe(_resolve, waiter, drop)
 
     def wait_held(self, count: int = 1, timeout: float = 10.0) -> None:
-        """Block the calling thread until ``count`` part uploads are parked.
+        """Block the calling thread until ``count`` part uploads or answers are parked.
 
         Raises ``TimeoutError`` if that does not happen within ``timeout`` seconds.
         """
@@ -230,9 +242,27 @@ class Faults:
             if knobs.hold_after is None or knobs.passed < knobs.hold_after:
                 knobs.passed += 1
                 return False
-            waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            self._cond.notify_all()
+            waiter = self._park()
+        return await self._wait(waiter)
+
+    async def gate_response(self, operation: str) -> bool:
+        """Return at once, or park the answer to ``operation`` while it is held.
+
+        Returns True when the connection must be dropped rather than answered.
+        """
+        with self._cond:
+            if operation not in self._knobs.held_responses:
+                return False
+            waiter = self._park()
+        return await self._wait(waiter)
+
+    def _park(self) -> asyncio.Future[bool]:
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        self._cond.notify_all()
+        return waiter
+
+    async def _wait(self, waiter: asyncio.Future[bool]) -> bool:
         try:
             return await waiter
         finally:

@@ -95,6 +95,8 @@ async def _operation(request: web.Request, handler: Handler, operation: str) -> 
         await skip_body(request, (request.content_length or 0) // 2)
         raise DropConnection
     response = await handler(request)
+    if not response.prepared and await faults.gate_response(operation):
+        raise DropConnection
     if not response.prepared and faults.take_drop(operation, "response"):
         raise DropConnection
     return response
