@@ -76,6 +76,7 @@ def run(ctx: Context) -> ExitCode:
     sources = _sources(ctx.args.sources, config)
     if ctx.args.dry_run:
         return _dry_run(config, sources)
+    _create_default_destination(config)
 
     async def work(session: Session) -> ExitCode:
         return await _backup_all(session, sources)
@@ -91,6 +92,19 @@ def _sources(args: list[str], config: Config) -> list[Path]:
             "nothing to back up: name a SOURCE, or list folders in [backup] directories"
         )
     return list(config.backup.directories)
+
+
+def _create_default_destination(config: Config) -> None:
+    """The built-in local folder is made on first use; a configured one never is.
+
+    A configured folder that is missing usually means an unmounted disk, and a
+    backup must not land on the system disk instead.
+    """
+    location = config.destination.url
+    if isinstance(location, FileLocation) and config.origin("destination.url").startswith(
+        "default"
+    ):
+        location.path.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 def _dry_run(config: Config, sources: list[Path]) -> ExitCode:
