@@ -60,6 +60,7 @@ class RunTally:
     estimate: int
     resumed: bool
     started_at: float
+    part_size: int = 0
     spooled: int = 0
     staged: StagingDone | None = None
     staging_seconds: float | None = None
@@ -74,7 +75,7 @@ class RunTally:
 
     @classmethod
     def start(cls, event: RunStarted, now: float) -> RunTally:
-        tally = cls(event.run_id, event.estimated_size, event.resumed, now)
+        tally = cls(event.run_id, event.estimated_size, event.resumed, now, event.part_size)
         tally.staging_rate.add(now, 0)
         return tally
 
@@ -90,7 +91,11 @@ class RunTally:
                 self.staged = event
                 self.spooled = event.size
                 self.staging_seconds = now - self.started_at
-            case PartUploading(number=number):
+            case PartUploading(number=number, size=size):
+                # Parts are spooled in order and sent only once on disk, so the
+                # staging count is at least this part's end (progress lags a bit).
+                if self.staged is None and not self.resumed:
+                    self.spooled = max(self.spooled, number * self.part_size + size)
                 self._begin_upload(now)
                 if number not in self.done_parts:
                     self.in_flight.add(number)

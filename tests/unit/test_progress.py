@@ -410,3 +410,10 @@ def test_estimate_is_a_floor_until_staging_is_done() -> None:
 )
 def test_bytes_pair(done: int, total: int, final: bool, expected: str) -> None:
     assert bytes_pair(done, total, final=final) == expected
+
+
+def test_staging_count_is_never_behind_the_parts_being_sent() -> None:
+    tally = RunTally.start(RunStarted(1, "/src", "file:///d", 100 * MiB, 8 * MiB, False), 0.0)
+    tally.apply(StagingProgress(1, 3 * MiB), 0.1)  # progress lags behind the spool
+    tally.apply(PartUploading(1, 2, 8 * MiB), 0.2)  # part 2 (0-based) is on disk
+    assert tally.spooled == 24 * MiB
