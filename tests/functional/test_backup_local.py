@@ -136,3 +136,18 @@ def test_min_interval_skips_until_due_and_force_overrides(cli: Cli, tmp_path: Pa
     forced = cli.run("backup", "--min-interval", "7d", "--force", str(source))
     assert forced.returncode == ExitCode.OK
     assert len(archives_in(tmp_path / "dest")) == 2
+
+
+def test_plain_restore_pipe_reads_the_archive_to_its_end(cli: Cli, tmp_path: Path) -> None:
+    """`gpg -d | tar -x` must not leave gpg writing into a closed pipe ("Broken pipe").
+
+    tar stops reading at the end-of-archive record; if the archive were padded past
+    it (larger tar records), gpg would fail on a perfectly good restore, at random.
+    """
+    source = tmp_path / "small"
+    source.mkdir()
+    (source / "a.txt").write_text("a\n")
+    assert cli.run("backup", str(source)).returncode == ExitCode.OK
+    [archive] = archives_in(tmp_path / "dest")
+    for attempt in range(8):
+        decrypt_and_extract(archive, cli.gnupg, tmp_path / f"out{attempt}")
