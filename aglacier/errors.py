@@ -160,3 +160,25 @@ class NoSuchArchiveError(BackendError):
 
 class InvalidRequestError(BackendError):
     """The server rejected a request as malformed: a bug or a limit we did not check."""
+
+
+def primary_error(exc: BaseException) -> BaseException:
+    """The error that matters inside task groups' exception groups.
+
+    A user error wins over the cancellations and follow-on failures beside it.
+    """
+    if not isinstance(exc, BaseExceptionGroup):
+        return exc
+    leaves = _leaves(exc)
+    for kind in (KeyboardInterrupt, AglacierError):
+        for leaf in leaves:
+            if isinstance(leaf, kind):
+                return leaf
+    return leaves[0] if leaves else exc
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for inner in group.exceptions:
+        found.extend(_leaves(inner) if isinstance(inner, BaseExceptionGroup) else [inner])
+    return found

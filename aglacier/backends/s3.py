@@ -29,10 +29,13 @@ from aglacier.backends.base import (
     ArchiveInfo,
     ArchiveTotals,
     CompletePart,
+    Inventory,
+    InventoryJob,
     PartChecksums,
     PartData,
     PendingUpload,
     Retrieval,
+    RetrievalState,
     StoredArchive,
     Tier,
     Upload,
@@ -48,6 +51,7 @@ from aglacier.backends.naming import (
 )
 from aglacier.backends.parts import ordered_parts
 from aglacier.backends.s3_bucket import PAGE_SIZE, S3Bucket, key_of
+from aglacier.backends.s3_inventory import S3Inventory
 from aglacier.backends.s3_restore import ARCHIVE_CLASSES, S3Restore
 from aglacier.errors import (
     ChecksumRejectedError,
@@ -57,7 +61,14 @@ from aglacier.errors import (
 )
 from aglacier.treehash import composite_checksum, to_base64
 
-STORAGE_CLASSES = ARCHIVE_CLASSES | {"GLACIER_IR", "STANDARD", "STANDARD_IA", "ONEZONE_IA"}
+#: Every class the configuration accepts (aglacier.destination.StorageClass).
+STORAGE_CLASSES = ARCHIVE_CLASSES | {
+    "GLACIER_IR",
+    "STANDARD",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+}
 
 
 class S3Backend(ClientBackend):
@@ -89,6 +100,7 @@ class S3Backend(ClientBackend):
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.storage_class = storage_class
+        self._inventory = S3Inventory(self._bucket, self.prefix, max_connections=max_connections)
 
     @classmethod
     async def open(
@@ -297,6 +309,20 @@ class S3Backend(ClientBackend):
     ) -> PartData:
         """GetObject of one part, with the part's base64 SHA256 when S3 reports it."""
         return await self._restore.read_part(retrieval, number, part_size, archive_size)
+
+    # -- listing (see s3_inventory) ---------------------------------------------------------
+
+    async def request_inventory(self) -> InventoryJob:
+        """A bucket lists at once: ready, with no job."""
+        return InventoryJob(RetrievalState.READY)
+
+    async def inventory_status(self, job: InventoryJob) -> InventoryJob:
+        """Always ready."""
+        return job
+
+    async def read_inventory(self, job: InventoryJob) -> Inventory:
+        """Every ``*.manifest.json`` under the prefix whose archive is there with its size."""
+        return await self._inventory.read()
 
     # -- helpers ---------------------------------------------------------------------------
 

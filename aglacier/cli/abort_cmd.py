@@ -68,6 +68,12 @@ async def _abort_run(session: Session, run_id: int) -> ExitCode:
 
 
 async def _abort_upload(session: Session, upload_id: str) -> ExitCode:
+    for run in await session.store.unfinished_runs():
+        if run.upload_id == upload_id:
+            raise UsageError(
+                f"upload {upload_id} belongs to run {run.id} ({run.source}); "
+                f"`aglacier abort {run.id}` aborts it and forgets the run"
+            )
     async with session.backend() as backend:
         pending = {u.upload_id: u for u in await backend.list_pending()}
         upload = pending.get(upload_id)

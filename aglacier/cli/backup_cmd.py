@@ -11,7 +11,7 @@ import anyio
 
 from aglacier.cli.common import Context, SubParsers, add_command
 from aglacier.cli.options import add_config_options, config_from_context
-from aglacier.cli.resources import add_output_options
+from aglacier.cli.resources import add_output_options, state_file
 from aglacier.cli.runner import Session, run_locked
 from aglacier.config import Config
 from aglacier.destination import FileLocation, S3Location, VaultLocation
@@ -19,10 +19,10 @@ from aglacier.engine.backup import Outcome, start_backup
 from aglacier.engine.context import Engine, shielded
 from aglacier.engine.plan import describe, make_plan
 from aglacier.engine.resume import resume_run
-from aglacier.errors import ExitCode, SourceError, UsageError
+from aglacier.errors import ExitCode, PlanError, SourceError, UsageError
 from aglacier.progress.events import Message, RunFinished
-from aglacier.staging import estimate_source_size
-from aglacier.state import LogLevel, RunState
+from aglacier.staging import check_spool_space, estimate_source_size
+from aglacier.state import LogLevel, RunState, StateStore
 from aglacier.units import format_duration
 
 DESCRIPTION = """\
@@ -75,7 +75,7 @@ def run(ctx: Context) -> ExitCode:
     config = config_from_context(ctx)
     sources = _sources(ctx.args.sources, config)
     if ctx.args.dry_run:
-        return _dry_run(config, sources)
+        return _dry_run(ctx, config, sources)
     _create_default_destination(config)
 
     async def work(session: Session) -> ExitCode:
@@ -107,7 +107,8 @@ def _create_default_destination(config: Config) -> None:
         location.path.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
-def _dry_run(config: Config, sources: list[Path]) -> ExitCode:
+def _dry_run(ctx: Context, config: Config, sources: list[Path]) -> ExitCode:
+    """What a real run would do for each source, from a read-only look at the state."""
     from aglacier.backends.limits import LOCAL_LIMITS, S3_LIMITS, VAULT_LIMITS
 
     location = config.destination.url
@@ -116,8 +117,14 @@ def _dry_run(config: Config, sources: list[Path]) -> ExitCode:
         limits, price = S3_LIMITS, str(config.destination.storage_class)
     elif isinstance(location, VaultLocation):
         limits, price = VAULT_LIMITS, "vault"
-    assert isinstance(location, FileLocation | S3Location | VaultLocation)
     for source in sources:
+        pending, due = anyio.run(_dry_state, ctx, config, source, backend="asyncio")
+        if pending is not None and not ctx.args.restart:
+            print(f"would resume unfinished run {pending} of {source} (--restart discards it)")
+            continue
+        if due is not None and not ctx.args.force and not ctx.args.restart:
+            print(f"would skip {source}: backed up recently, next due {due:%Y-%m-%d %H:%M} UTC")
+            continue
         estimate = estimate_source_size(source, config.backup.exclude_tag)
         plan = make_plan(
             str(source),
@@ -128,8 +135,29 @@ def _dry_run(config: Config, sources: list[Path]) -> ExitCode:
             price_key=price,
         )
         print("\n".join(describe(plan)))
+        try:
+            check_spool_space(config.backup.spool_dir, estimate)
+        except PlanError as exc:
+            print(f"  would fail: {exc}")
     print("dry run: nothing was sent or written")
     return ExitCode.OK
+
+
+async def _dry_state(
+    ctx: Context, config: Config, source: Path
+) -> tuple[int | None, datetime | None]:
+    """The unfinished run of ``source`` (its id) and when it is next due, read-only."""
+    async with StateStore.open_readonly(state_file(ctx)) as store:
+        destination = str(config.destination.url)
+        pending = await store.unfinished_run_for(source, destination)
+        last = await store.last_done_run(source, destination)
+    interval = config.backup.min_interval
+    due = None
+    if interval and last is not None and last.finished_at is not None:
+        due = last.finished_at + interval
+    if due is not None and due <= datetime.now(UTC):
+        due = None
+    return (pending.id if pending else None), due
 
 
 async def _backup_all(session: Session, sources: list[Path]) -> ExitCode:
@@ -141,7 +169,8 @@ async def _backup_all(session: Session, sources: list[Path]) -> ExitCode:
             except (SourceError, UsageError) as exc:
                 if len(sources) == 1:
                     raise
-                engine.reporter.emit(Message("error", f"{source}: {exc}"))
+                text = str(exc) if str(source) in str(exc) else f"{source}: {exc}"
+                engine.reporter.emit(Message("error", text))
                 worst = max(worst, exc.exit_code)
                 continue
             if outcome.warnings:
@@ -154,14 +183,15 @@ async def _backup_one(session: Session, engine: Engine, source: Path) -> Outcome
         raise SourceError(f"{source}: no such file or folder")
     store = engine.store
     unfinished = await store.unfinished_run_for(source, engine.destination)
-    if unfinished is not None and session.ctx.args.restart:
+    restarted = unfinished is not None and session.ctx.args.restart
+    if unfinished is not None and restarted:
         await _discard(engine, unfinished.id)
         unfinished = None
     if unfinished is not None:
         engine.reporter.emit(Message("info", f"{source}: resuming unfinished run {unfinished.id}"))
         return await resume_run(engine, unfinished)
     due = await _next_due(engine, source)
-    if due is not None and not session.ctx.args.force:
+    if due is not None and not session.ctx.args.force and not restarted:
         wait = format_duration(due - datetime.now(UTC))
         engine.reporter.emit(
             Message("info", f"{source}: backed up recently; next due in {wait} "

@@ -28,7 +28,7 @@ from aglacier.cli import (
     resume_cmd,
 )
 from aglacier.cli.common import Context, err_console_print
-from aglacier.errors import AglacierError, ExitCode, UsageError
+from aglacier.errors import AglacierError, ExitCode, UsageError, primary_error
 
 COMMANDS = (
     backup_cmd,
@@ -113,29 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BaseException as exc:
         if isinstance(exc, SystemExit):
             raise
-        return int(_exit_code(_primary(exc), verbose=bool(args and args.verbose)))
-
-
-def _primary(exc: BaseException) -> BaseException:
-    """The error that matters inside task groups' exception groups.
-
-    A user error wins over the cancellations and follow-on failures beside it.
-    """
-    if not isinstance(exc, BaseExceptionGroup):
-        return exc
-    leaves = _leaves(exc)
-    for kind in (KeyboardInterrupt, AglacierError):
-        for leaf in leaves:
-            if isinstance(leaf, kind):
-                return leaf
-    return leaves[0] if leaves else exc
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    found: list[BaseException] = []
-    for inner in group.exceptions:
-        found.extend(_leaves(inner) if isinstance(inner, BaseExceptionGroup) else [inner])
-    return found
+        return int(_exit_code(primary_error(exc), verbose=bool(args and args.verbose)))
 
 
 def _exit_code(exc: BaseException, *, verbose: bool) -> ExitCode:

@@ -17,6 +17,7 @@ from aglacier.cli.options import add_destination_options, config_from_context
 from aglacier.cli.resources import state_file
 from aglacier.cli.tables import print_table
 from aglacier.config import Config
+from aglacier.destination import FileLocation
 from aglacier.errors import AglacierError, ExitCode
 from aglacier.state import Part, Run, StateStore
 from aglacier.units import format_duration, format_size
@@ -46,6 +47,12 @@ class PendingRun:
     @property
     def acknowledged_bytes(self) -> int:
         return sum(p.size for p in self.parts if p.uploaded)
+
+    @property
+    def last_activity(self) -> datetime:
+        """The run's last change or part acknowledgement, whichever is later."""
+        acks = [p.uploaded_at for p in self.parts if p.uploaded_at is not None]
+        return max([self.run.updated_at, *acks])
 
 
 def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
@@ -92,6 +99,11 @@ async def _pending_runs(path: Path) -> list[PendingRun]:
 
 
 async def _remote_uploads(config: Config) -> list[PendingUpload]:
+    location = config.destination.url
+    built_in = config.origin("destination.url").startswith("default")
+    missing = isinstance(location, FileLocation) and not await anyio.Path(location.path).exists()
+    if missing and built_in:
+        return []  # the built-in folder is made by the first backup
     async with open_backend(config.destination, concurrency=1, retry_attempts=3) as backend:
         return await backend.list_pending()
 
@@ -107,12 +119,12 @@ def _print_runs(pending: list[PendingRun]) -> None:
         rows.append((
             str(r.id), str(r.state), f"{item.acknowledged}/{len(item.parts)}",
             format_size(item.acknowledged_bytes), format_duration(now - r.created_at),
-            format_duration(now - r.updated_at), r.upload_id or "-",
+            format_duration(now - item.last_activity), r.upload_id or "-",
             f"{r.source} -> {r.destination}",
         ))  # fmt: skip
     print_table(("run", "state", "parts", "sent", "age", "idle", "upload id", "source"), rows)
     for item in pending:
-        idle = now - item.run.updated_at
+        idle = now - item.last_activity
         if item.run.destination.startswith("glacier://") and idle > VAULT_IDLE_WARNING:
             print(
                 f"warning: run {item.run.id} has been idle for {format_duration(idle)}; a vault "
@@ -148,6 +160,7 @@ def _run_json(item: PendingRun) -> dict[str, object]:
         "archive_size": r.archive_size,
         "created_at": r.created_at.isoformat(),
         "updated_at": r.updated_at.isoformat(),
+        "last_activity": item.last_activity.isoformat(),
         "error": r.error,
     }
 

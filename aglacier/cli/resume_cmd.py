@@ -50,20 +50,23 @@ async def _resume(session: Session, run_id: int | None) -> ExitCode:
     if not runs:
         session.reporter.emit(Message("info", "nothing to resume"))
         return ExitCode.OK
-    by_destination: dict[str, list[Run]] = defaultdict(list)
+    by_destination: dict[tuple[str, str | None], list[Run]] = defaultdict(list)
     for item in runs:
-        by_destination[item.destination].append(item)
+        by_destination[(item.destination, item.storage_class)].append(item)
     worst = ExitCode.OK
-    for destination, group in by_destination.items():
-        async with session.engine(destination) as engine:
+    for (destination, storage_class), group in by_destination.items():
+        async with session.engine(destination, storage_class=storage_class) as engine:
             for item in group:
                 try:
-                    await resume_run(engine, item)
+                    outcome = await resume_run(engine, item)
                 except AglacierError as exc:
                     if len(runs) == 1:
                         raise
                     engine.reporter.emit(Message("error", f"run {item.id}: {exc}"))
                     worst = max(worst, exc.exit_code)
+                    continue
+                if outcome.warnings:
+                    worst = max(worst, ExitCode.WARNINGS)
     return worst
 
 

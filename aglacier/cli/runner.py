@@ -9,6 +9,7 @@ writes in flight finish (they are shielded), and the command exits with the
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,14 +25,17 @@ from aglacier.cli.common import Context, err_console_print
 from aglacier.cli.options import config_from_context
 from aglacier.cli.resources import reporter_for, run_lock, state_file
 from aglacier.config import Config, DestinationConfig
-from aglacier.destination import parse_location
+from aglacier.destination import StorageClass, parse_location
 from aglacier.engine.context import Engine
-from aglacier.errors import ExitCode, ResumableError
+from aglacier.errors import ExitCode, ResumableError, primary_error
 from aglacier.progress.events import Reporter, Retrying
 from aglacier.staging import resolve_encryption
-from aglacier.state import StateStore
+from aglacier.state import LogLevel, StateStore
 
 Work = Callable[["Session"], Awaitable[ExitCode]]
+
+#: A flaky network can retry thousands of times; the log keeps the first ones.
+MAX_LOGGED_RETRIES = 50
 
 
 class Session:
@@ -42,11 +46,21 @@ class Session:
         self.config = config
         self.store = store
         self.reporter = reporter
+        #: Retries seen by the retry layer, written to the run log at the end.
+        self.retries: list[Retrying] = []
 
     @asynccontextmanager
-    async def engine(self, destination: str | None = None) -> AsyncIterator[Engine]:
-        """An engine for the configured destination, or for ``destination`` (a run's URL)."""
+    async def engine(
+        self, destination: str | None = None, *, storage_class: str | None = None
+    ) -> AsyncIterator[Engine]:
+        """An engine for the configured destination, or ``destination`` (a run's URL).
+
+        ``storage_class`` (a run's own) wins over the configured one, so that a
+        resumed run's new upload lands in the class its catalog entry will say.
+        """
         dest = self._destination(destination)
+        if storage_class is not None:
+            dest = replace(dest, storage_class=StorageClass(storage_class))
         config = replace(self.config, destination=dest)
         async with open_backend(
             dest, concurrency=config.upload.concurrency, on_retry=self._on_retry
@@ -72,7 +86,34 @@ class Session:
         return replace(configured, url=parse_location(url))
 
     def _on_retry(self, operation: str, attempt: int, error: Exception, delay: float) -> None:
-        self.reporter.emit(Retrying(None, operation, attempt, str(error), delay))
+        event = Retrying(None, operation, attempt, str(error), delay)
+        self.retries.append(event)
+        self.reporter.emit(event)
+
+    async def write_log(self, failure: BaseException | None) -> None:
+        """Record the retries and (if any) the error that ended the command."""
+        with anyio.CancelScope(shield=True):
+            for retry in self.retries[:MAX_LOGGED_RETRIES]:
+                await self.store.log(
+                    LogLevel.WARNING,
+                    "request.retry",
+                    f"{retry.operation}: attempt {retry.attempt} failed ({retry.error}); "
+                    f"retrying in {retry.delay:.1f} s",
+                )
+            if len(self.retries) > MAX_LOGGED_RETRIES:
+                await self.store.log(
+                    LogLevel.WARNING,
+                    "request.retry",
+                    f"{len(self.retries) - MAX_LOGGED_RETRIES} more retries not listed",
+                )
+            if failure is not None:
+                error = primary_error(failure)
+                await self.store.log(
+                    LogLevel.ERROR,
+                    "command.failed",
+                    f"{shlex.join(['aglacier', *sys.argv[1:]])}: {error}",
+                    detail={"error": type(error).__name__},
+                )
 
 
 def run_locked(ctx: Context, work: Work) -> ExitCode:
@@ -87,7 +128,13 @@ async def _main(ctx: Context, config: Config, work: Work) -> ExitCode:
     try:
         async with StateStore.open(state_file(ctx)) as store:
             session = Session(ctx, config, store, reporter)
-            return await _with_signals(session, work)
+            try:
+                result = await _with_signals(session, work)
+            except BaseException as exc:
+                await session.write_log(exc)
+                raise
+            await session.write_log(None)
+            return result
     finally:
         reporter.close()
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import secrets
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from aglacier.engine.context import Engine, shielded, utcnow
 from aglacier.engine.planner import plan_part_size
 from aglacier.engine.uploader import UploadPool
 from aglacier.errors import AglacierError
-from aglacier.progress.events import RunStarted, StagingDone, StagingProgress
+from aglacier.progress.events import RunFinished, RunStarted, StagingDone, StagingProgress
 from aglacier.staging import (
     SpooledPart,
     StagingResult,
@@ -73,7 +75,18 @@ async def start_backup(engine: Engine, source: Path, *, estimate: int | None = N
         detail={"estimated_size": estimate, "part_size": part_size},
         show=False,
     )
-    return await stage_and_upload(engine, run, resumed=False)
+    async with announce_stop(engine, run.id):
+        return await stage_and_upload(engine, run, resumed=False)
+
+
+@asynccontextmanager
+async def announce_stop(engine: Engine, run_id: int) -> AsyncIterator[None]:
+    """Tell the reporter when a run stops unfinished (its state is saved)."""
+    try:
+        yield
+    except BaseException:
+        engine.reporter.emit(RunFinished(run_id, "resumable"))
+        raise
 
 
 def new_spool_path(spool_dir: Path) -> Path:

@@ -14,6 +14,7 @@ import anyio
 from aglacier import __version__
 from aglacier.backends.base import ArchiveInfo, Backend
 from aglacier.config import Config
+from aglacier.errors import AglacierError, TransientBackendError
 from aglacier.progress.events import Message, Reporter
 from aglacier.staging import Encryption
 from aglacier.state import LogLevel, Run, StateStore
@@ -57,7 +58,13 @@ class Engine:
     async def check_destination(self) -> None:
         """Fail fast on a missing vault or bucket or bad credentials (once per engine)."""
         if not self._checked:
-            await self.backend.check()
+            try:
+                await self.backend.check()
+            except TransientBackendError as exc:
+                raise AglacierError(
+                    f"cannot reach {self.destination}: {exc}",
+                    hint="check the network and endpoint_url; nothing was sent",
+                ) from exc
             self._checked = True
 
     def archive_info(self, run: Run) -> ArchiveInfo:

@@ -12,7 +12,13 @@ import time
 import anyio
 
 from aglacier.backends.base import Upload, UploadedPart
-from aglacier.engine.backup import Outcome, stage_and_upload, start_upload, stopped
+from aglacier.engine.backup import (
+    Outcome,
+    announce_stop,
+    stage_and_upload,
+    start_upload,
+    stopped,
+)
 from aglacier.engine.complete import (
     complete_run,
     part_checksums,
@@ -31,6 +37,11 @@ from aglacier.treehash import from_hex, to_base64, to_hex
 
 async def resume_run(engine: Engine, run: Run) -> Outcome:
     """Resume one unfinished run; returns when it is done or raises why it stopped."""
+    async with announce_stop(engine, run.id):
+        return await _resume(engine, run)
+
+
+async def _resume(engine: Engine, run: Run) -> Outcome:
     await engine.log(
         LogLevel.INFO, "run.resume", f"run {run.id}: resuming ({run.state})", run_id=run.id,
         show=False,
@@ -60,6 +71,14 @@ async def restage(engine: Engine, run: Run, why: str) -> Outcome:
     if run.upload_id is not None:
         with contextlib.suppress(UploadNotFoundError):
             await engine.backend.abort(Upload(run.upload_id, run.remote_key))
+        await engine.log(
+            LogLevel.INFO,
+            "upload.aborted",
+            f"run {run.id}: aborted upload {run.upload_id}: its parts were encrypted under "
+            "a session key that is gone with the interrupted staging",
+            run_id=run.id,
+            show=False,
+        )
         await shielded(engine.store.clear_upload, run.id)
     run = await shielded(engine.store.delete_parts, run.id)
     if run.spool_path is not None:

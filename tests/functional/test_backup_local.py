@@ -151,3 +151,13 @@ def test_plain_restore_pipe_reads_the_archive_to_its_end(cli: Cli, tmp_path: Pat
     [archive] = archives_in(tmp_path / "dest")
     for attempt in range(8):
         decrypt_and_extract(archive, cli.gnupg, tmp_path / f"out{attempt}")
+
+
+def test_dry_run_says_when_a_real_run_would_skip(cli: Cli, tmp_path: Path) -> None:
+    source = make_source_tree(tmp_path / "src")
+    assert cli.run("backup", str(source)).returncode == ExitCode.OK
+    result = cli.run("backup", "-n", "--min-interval", "1d", str(source))
+    assert result.returncode == ExitCode.OK
+    assert f"would skip {source}: backed up recently" in result.stdout
+    forced = cli.run("backup", "-n", "--min-interval", "1d", "--force", str(source))
+    assert "part size" in forced.stdout
