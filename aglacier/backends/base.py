@@ -36,6 +36,13 @@ Limits
     :attr:`Backend.limits` gives the part-size rule and maximum part count;
     :attr:`Backend.max_connections` how many requests may be in flight at once.
 
+Listing
+    :class:`ListingBackend` adds what rebuilding a lost catalog needs: an
+    inventory of every archive on the destination. S3 and a local folder list
+    theirs at once; a vault only through an inventory job that takes hours,
+    so the three calls are shaped for the slow case (request, poll, read) and
+    the fast destinations answer "ready" straight away.
+
 Bodies are ``bytes`` (botocore cannot send memoryviews or async readers), and
 the caller passes every part's SHA256 and tree hash, computed while the part
 was spooled, so that no backend hashes on the event loop.
@@ -44,10 +51,10 @@ was spooled, so that no backend hashes on the event loop.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from aglacier.backends.limits import BackendLimits
 
@@ -169,6 +176,91 @@ class PartData:
     checksum: str | None
 
 
+@dataclass(frozen=True)
+class InventoryJob:
+    """A request for a list of every archive on the destination.
+
+    S3 and a local folder list at once: their job is ``READY`` and has no id.
+    A vault's is an inventory-retrieval job (hours); store its ``job_id`` and
+    pass the job back to :meth:`ListingBackend.inventory_status`.
+    """
+
+    state: RetrievalState
+    job_id: str | None = None  # vault jobs only
+    requested_at: datetime | None = None  # when the vault accepted the job
+    completed_at: datetime | None = None  # when its output became readable
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class ListedArchive:
+    """An archive an inventory found, with what the destination keeps about it.
+
+    ``source``, ``host`` and ``part_size`` come from aglacier's own record beside
+    the archive (the S3 or local manifest, the vault archive description): they
+    are ``None`` for a *foreign* archive, one aglacier did not write (a vault
+    archive whose description is not aglacier's). ``sha256`` is ``None`` where
+    the destination does not keep it: a vault knows only the tree hash.
+    ``created_at`` is when the backup started (the manifest's or description's
+    time); for a foreign archive, when the vault created it.
+    """
+
+    archive_id: str  # vault archive id, S3 key, local file name
+    size: int
+    tree_hash: str  # hex
+    created_at: datetime  # UTC
+    source: str | None
+    host: str | None
+    part_size: int | None
+    sha256: str | None = None  # hex
+    storage_class: str | None = None  # S3 only, as the manifest records it
+    description: str | None = None  # the vault archive description, verbatim
+    manifest: Mapping[str, Any] | None = None  # the S3 or local manifest, as stored
+    #: What a person should know about this entry (e.g. a source path cut short).
+    notes: tuple[str, ...] = ()
+
+    @property
+    def foreign(self) -> bool:
+        """Whether aglacier did not write this archive (nothing says where it came from)."""
+        return self.source is None
+
+
+class SkipReason(enum.StrEnum):
+    """Why an inventory could not list something on the destination as an archive."""
+
+    #: A manifest whose archive is missing: an upload that never completed (or
+    #: one completing right now, from another machine).
+    INCOMPLETE = "incomplete"
+    #: The archive's size is not the one its manifest records.
+    MISMATCH = "mismatch"
+    #: A manifest (or vault inventory entry) that is not valid or lacks fields aglacier needs.
+    BAD_MANIFEST = "bad-manifest"
+    #: An archive with no manifest beside it: nothing says what it holds.
+    NO_MANIFEST = "no-manifest"
+    #: An object or file aglacier did not write (S3 and local folders only).
+    FOREIGN = "foreign"
+
+
+@dataclass(frozen=True)
+class SkippedEntry:
+    """Something on the destination an inventory did not list as an archive, and why."""
+
+    name: str  # the S3 key, the path under the local folder, or a vault archive id
+    reason: SkipReason
+    detail: str
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Every archive on the destination, and what could not be listed as one."""
+
+    archives: list[ListedArchive]
+    skipped: list[SkippedEntry]
+    #: When the destination took the inventory: a vault's is up to a day old and
+    #: misses newer archives. ``None``: listed just now (S3, local).
+    taken_at: datetime | None = None
+
+
 @runtime_checkable
 class Backend(Protocol):
     """A destination for archives. Every method may raise the errors listed above."""
@@ -251,4 +343,47 @@ class Backend(Protocol):
 
     async def aclose(self) -> None:
         """Release connections."""
+        ...
+
+
+@runtime_checkable
+class ListingBackend(Backend, Protocol):
+    """A :class:`Backend` that can list its archives, to rebuild a lost catalog.
+
+    Every backend (and :class:`~aglacier.backends.retry.RetryingBackend`)
+    implements it. It is a protocol of its own so that code that only uploads
+    does not have to provide it.
+
+    The three calls only read, except that a vault's :meth:`request_inventory`
+    may start a job, which costs a request: callers store the job and pass it
+    back rather than asking again. Errors are the :class:`Backend` ones; a job
+    the vault has dropped (its output is kept for about 24 hours) is
+    ``EXPIRED`` in :meth:`inventory_status` and raises
+    :class:`~aglacier.errors.NoSuchArchiveError` in :meth:`read_inventory`.
+    """
+
+    async def request_inventory(self) -> InventoryJob:
+        """Start a listing of every archive, or find one already under way.
+
+        S3 and local: a ``READY`` job without id. Vault: a whole-vault JSON
+        inventory job that is in progress or has succeeded (ListJobs), else a
+        new one (InitiateJob); a vault that has never been inventoried (the
+        first inventory comes about a day after the first archive) raises
+        :class:`~aglacier.errors.NotReadyError`.
+        """
+        ...
+
+    async def inventory_status(self, job: InventoryJob) -> InventoryJob:
+        """The job's current state (S3 and local: ``job`` as it is, always ready)."""
+        ...
+
+    async def read_inventory(self, job: InventoryJob) -> Inventory:
+        """Every archive the ready ``job`` lists, and what could not be listed, with why.
+
+        S3: every ``*.manifest.json`` under the prefix whose archive object
+        exists with the manifest's size. Local: the same for the folder's files.
+        Vault: the inventory's archives, parsed from their descriptions. Only a
+        listing and small reads: no archive is read. A job that is not ready
+        raises :class:`~aglacier.errors.InvalidRequestError`.
+        """
         ...

@@ -27,6 +27,8 @@ from aglacier.backends.base import (
     ArchiveInfo,
     ArchiveTotals,
     CompletePart,
+    Inventory,
+    InventoryJob,
     PartChecksums,
     PartData,
     PendingUpload,
@@ -37,6 +39,7 @@ from aglacier.backends.base import (
     Upload,
     UploadedPart,
 )
+from aglacier.backends.glacier_inventory import VaultInventory
 from aglacier.backends.limits import VAULT_LIMITS, BackendLimits
 from aglacier.backends.naming import utc
 from aglacier.backends.parts import ordered_parts
@@ -87,6 +90,14 @@ class VaultBackend(ClientBackend):
             "before-call.glacier.UploadMultipartPart",
             _put_content_sha256,
             unique_id="aglacier-content-sha256",
+        )
+        self._inventory = VaultInventory(
+            client,
+            vault=vault,
+            account_id=ACCOUNT_ID,
+            url=self.url,
+            pages=self._pages,
+            errors=self._errors,
         )
 
     @classmethod
@@ -344,6 +355,20 @@ class VaultBackend(ClientBackend):
         if len(data) != length:
             raise TransientBackendError(f"{action}: got {len(data)} of {length} bytes")
         return PartData(number=number, data=data, checksum=response.get("checksum"))
+
+    # -- listing (see glacier_inventory) ----------------------------------------------------
+
+    async def request_inventory(self) -> InventoryJob:
+        """Reuse an inventory job that succeeded or is running (ListJobs), else InitiateJob."""
+        return await self._inventory.request()
+
+    async def inventory_status(self, job: InventoryJob) -> InventoryJob:
+        """DescribeJob: Succeeded is ready, Failed failed, a job the vault forgot expired."""
+        return await self._inventory.status(job)
+
+    async def read_inventory(self, job: InventoryJob) -> Inventory:
+        """GetJobOutput of the ready job: every archive, aglacier's and foreign."""
+        return await self._inventory.read(job)
 
     # -- helpers ---------------------------------------------------------------------------
 

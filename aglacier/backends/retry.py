@@ -25,9 +25,10 @@ cannot tell or ``find_completed`` itself keeps failing transiently, so that the
 engine's crash-recovery path settles it. Other errors of ``find_completed``
 (access denied, a missing destination) propagate as they are.
 
-``start_upload`` and ``request_retrieval`` are retried like the rest: a request
-whose answer was lost may leave an unused upload (``list-pending`` shows it) or
-a duplicate retrieval job; both are cheaper than failing the run.
+``start_upload``, ``request_retrieval`` and ``request_inventory`` are retried
+like the rest: a request whose answer was lost may leave an unused upload
+(``list-pending`` shows it) or a duplicate retrieval job; both are cheaper than
+failing the run.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ from aglacier.backends.base import (
     ArchiveTotals,
     Backend,
     CompletePart,
+    Inventory,
+    InventoryJob,
+    ListingBackend,
     PartChecksums,
     PartData,
     PendingUpload,
@@ -54,7 +58,12 @@ from aglacier.backends.base import (
     UploadedPart,
 )
 from aglacier.backends.limits import BackendLimits
-from aglacier.errors import CompletionUnknownError, TransientBackendError, UploadNotFoundError
+from aglacier.errors import (
+    CompletionUnknownError,
+    InvalidRequestError,
+    TransientBackendError,
+    UploadNotFoundError,
+)
 
 T = TypeVar("T")
 
@@ -185,6 +194,22 @@ class RetryingBackend:
     ) -> PartData:
         call = partial(self.inner.read_part, retrieval, number, part_size, archive_size)
         return await self._retry(f"read_part {number}", call)
+
+    async def request_inventory(self) -> InventoryJob:
+        """Retried like ``request_retrieval``: a lost answer may leave a spare vault job."""
+        return await self._retry("request_inventory", self._lister().request_inventory)
+
+    async def inventory_status(self, job: InventoryJob) -> InventoryJob:
+        return await self._retry("inventory_status", partial(self._lister().inventory_status, job))
+
+    async def read_inventory(self, job: InventoryJob) -> Inventory:
+        """Retried as a whole (it only reads), holding one connection token."""
+        return await self._retry("read_inventory", partial(self._lister().read_inventory, job))
+
+    def _lister(self) -> ListingBackend:
+        if not isinstance(self.inner, ListingBackend):
+            raise InvalidRequestError(f"{self.url} cannot list its archives")
+        return self.inner
 
     async def aclose(self) -> None:
         await self.inner.aclose()

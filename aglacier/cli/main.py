@@ -20,12 +20,15 @@ from aglacier import __version__
 from aglacier.cli import (
     abort_cmd,
     backup_cmd,
+    catalog_cmd,
     checksum_cmd,
     config_cmd,
     list_cmd,
     log_cmd,
     pending_cmd,
+    restore_cmd,
     resume_cmd,
+    verify_cmd,
 )
 from aglacier.cli.common import Context, err_console_print
 from aglacier.errors import AglacierError, ExitCode, UsageError, primary_error
@@ -35,8 +38,11 @@ COMMANDS = (
     resume_cmd,
     pending_cmd,
     list_cmd,
+    catalog_cmd,
     log_cmd,
     abort_cmd,
+    restore_cmd,
+    verify_cmd,
     checksum_cmd,
     config_cmd,
 )

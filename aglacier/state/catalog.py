@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import aiosqlite
 from .base import StoreBase, integrity_error
 from .records import (
     Archive,
+    DownloadPart,
     JsonObject,
     LogEntry,
     LogLevel,
@@ -204,6 +206,79 @@ class CatalogStore(StoreBase):
             (destination, active_only),
         )
         return [Retrieval.from_row(row) for row in rows]
+
+    # --- downloads -----------------------------------------------------------
+
+    async def add_download_part(
+        self,
+        retrieval_id: int,
+        part_number: int,
+        *,
+        offset: int,
+        size: int,
+        sha256: str,
+        tree_hash: str,
+    ) -> DownloadPart:
+        """Record a part of the retrieval's download as verified and synced to disk.
+
+        Call it only after the part's bytes are written and synced. Recording a
+        part again replaces the earlier row (a part fetched again after damage).
+        """
+        try:
+            rows = await self._write_returning(
+                'INSERT INTO download_parts (retrieval_id, part_number, "offset", size, sha256,'
+                " tree_hash, done_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (retrieval_id, part_number) DO UPDATE SET"
+                ' "offset" = excluded."offset", size = excluded.size, sha256 = excluded.sha256,'
+                " tree_hash = excluded.tree_hash, done_at = excluded.done_at RETURNING *",
+                (retrieval_id, part_number, offset, size, sha256, tree_hash, now_text()),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise integrity_error(exc, f"retrieval {retrieval_id}") from exc
+        return DownloadPart.from_row(rows[0])
+
+    async def download_parts(self, retrieval_id: int) -> list[DownloadPart]:
+        """The parts of the retrieval's download recorded as done, by number."""
+        rows = await self._read(
+            "SELECT * FROM download_parts WHERE retrieval_id = ? ORDER BY part_number",
+            (retrieval_id,),
+        )
+        return [DownloadPart.from_row(row) for row in rows]
+
+    async def forget_download_parts(
+        self, retrieval_id: int, part_numbers: Sequence[int] | None = None
+    ) -> int:
+        """Forget some (or all) downloaded parts, so that they are fetched again.
+
+        Returns how many rows were removed.
+        """
+        if part_numbers is None:
+            return await self._write(
+                "DELETE FROM download_parts WHERE retrieval_id = ?", (retrieval_id,)
+            )
+        removed = 0
+        async with self._transaction() as conn:
+            for number in part_numbers:
+                async with conn.execute(
+                    "DELETE FROM download_parts WHERE retrieval_id = ? AND part_number = ?",
+                    (retrieval_id, number),
+                ) as cursor:
+                    removed += cursor.rowcount
+        return removed
+
+    async def finish_retrieval(self, retrieval_id: int) -> Retrieval:
+        """Mark the retrieval ``done`` and drop its download rows, in one transaction."""
+        async with self._transaction() as conn:
+            rows = list(
+                await conn.execute_fetchall(
+                    "UPDATE retrievals SET state = 'done', updated_at = ? WHERE id = ? RETURNING *",
+                    (now_text(), retrieval_id),
+                )
+            )
+            if not rows:
+                raise RecordNotFoundError(f"no retrieval {retrieval_id} in the state")
+            await conn.execute("DELETE FROM download_parts WHERE retrieval_id = ?", (retrieval_id,))
+        return Retrieval.from_row(rows[0])
 
     # --- the run log ---------------------------------------------------------
 

@@ -248,6 +248,31 @@ class Retrieval:
 
 
 @dataclass(frozen=True)
+class DownloadPart:
+    """A part of a retrieval's download spool, verified, written and synced to disk."""
+
+    retrieval_id: int
+    part_number: int  # from 0, as in ``parts``
+    offset: int
+    size: int
+    sha256: str
+    tree_hash: str
+    done_at: datetime
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> DownloadPart:
+        return cls(
+            retrieval_id=row["retrieval_id"],
+            part_number=row["part_number"],
+            offset=row["offset"],
+            size=row["size"],
+            sha256=row["sha256"],
+            tree_hash=row["tree_hash"],
+            done_at=parse_time(row["done_at"]),
+        )
+
+
+@dataclass(frozen=True)
 class LogEntry:
     """One line of the run log; ``event`` is a short dotted name such as ``upload.initiated``."""
 

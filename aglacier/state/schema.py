@@ -134,8 +134,27 @@ _V1 = Migration(
     ),
 )
 
+_V2 = Migration(
+    version=2,
+    summary="download_parts: the verified parts of a retrieval's download",
+    statements=(
+        # One row per part of a download spool that was verified, written and
+        # synced: a download that was stopped fetches only the parts without one.
+        f"""CREATE TABLE download_parts (
+            retrieval_id INTEGER NOT NULL REFERENCES retrievals (id) ON DELETE CASCADE,
+            part_number INTEGER NOT NULL CHECK (part_number >= 0),
+            "offset" INTEGER NOT NULL CHECK ("offset" >= 0),
+            size INTEGER NOT NULL CHECK (size > 0),
+            sha256 TEXT NOT NULL CHECK ({_HEX64.format("sha256")}),
+            tree_hash TEXT NOT NULL CHECK ({_HEX64.format("tree_hash")}),
+            done_at TEXT NOT NULL,
+            PRIMARY KEY (retrieval_id, part_number)
+        ) STRICT, WITHOUT ROWID""",
+    ),
+)
+
 #: Every migration, in order; ``MIGRATIONS[i].version == i + 1``.
-MIGRATIONS: tuple[Migration, ...] = (_V1,)
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)
 
 
 def latest_version(migrations: Sequence[Migration]) -> int:

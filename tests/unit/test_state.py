@@ -129,14 +129,15 @@ async def test_reopen_keeps_data(db: Path) -> None:
         assert [e.event for e in await store.log_entries()] == ["run.created"]
 
 
-V2 = Migration(2, "test: add runs.note", ("ALTER TABLE runs ADD COLUMN note TEXT",))
+NEXT = len(MIGRATIONS) + 1  # the first version this code does not know
+V2 = Migration(NEXT, "test: add runs.note", ("ALTER TABLE runs ADD COLUMN note TEXT",))
 
 
 async def test_migration_to_a_newer_schema_keeps_data(db: Path) -> None:
     async with StateStore.open(db) as store:
         run_id = await make_run(store)
     async with StateStore.open(db, migrations=(*MIGRATIONS, V2)) as store:
-        assert (await store.pragmas())["user_version"] == 2
+        assert (await store.pragmas())["user_version"] == NEXT
         assert (await store.get_run(run_id)).source == SOURCE
     assert raw_query(db, "SELECT note FROM runs") == [(None,)]
 
@@ -144,17 +145,19 @@ async def test_migration_to_a_newer_schema_keeps_data(db: Path) -> None:
 async def test_failed_migration_leaves_the_previous_schema(db: Path) -> None:
     async with StateStore.open(db) as store:
         await make_run(store)
-    broken = Migration(2, "test: half good", ("ALTER TABLE runs ADD COLUMN note TEXT", "NONSENSE"))
-    with pytest.raises(StateDamagedError, match=r"could not upgrade .* to schema 2"):
+    broken = Migration(
+        NEXT, "test: half good", ("ALTER TABLE runs ADD COLUMN note TEXT", "NONSENSE")
+    )
+    with pytest.raises(StateDamagedError, match=rf"could not upgrade .* to schema {NEXT}"):
         async with StateStore.open(db, migrations=(*MIGRATIONS, broken)):
             pass
-    assert raw_query(db, "PRAGMA user_version") == [(1,)]
+    assert raw_query(db, "PRAGMA user_version") == [(len(MIGRATIONS),)]
     columns = [row[1] for row in raw_query(db, "PRAGMA table_info(runs)")]
     assert "note" not in columns
 
 
 async def test_migrations_must_be_numbered_in_order(db: Path) -> None:
-    with pytest.raises(ValueError, match="migration 2 is at position 1"):
+    with pytest.raises(ValueError, match=f"migration {NEXT} is at position 1"):
         async with StateStore.open(db, migrations=(V2,)):
             pass
 
@@ -582,10 +585,10 @@ async def test_readonly_upgrades_an_older_schema_in_memory(db: Path) -> None:
         run_id = await make_run(store)
     before = snapshot(db)
     async with StateStore.open_readonly(db, migrations=(*MIGRATIONS, V2)) as store:
-        assert (await store.pragmas())["user_version"] == 2
+        assert (await store.pragmas())["user_version"] == NEXT
         assert (await store.get_run(run_id)).id == run_id
     assert snapshot(db)[:2] == before[:2]
-    assert raw_query(db, "PRAGMA user_version") == [(1,)]
+    assert raw_query(db, "PRAGMA user_version") == [(len(MIGRATIONS),)]
 
 
 # --- durability and cancellation ---------------------------------------------------
