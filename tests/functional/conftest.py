@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# Importing aws_servers lowers moto's minimum part size before moto is loaded, and
+# makes its session-wide ``moto_s3_endpoint`` fixture available to the tests here.
+from tests.backends.aws_servers import moto_s3_endpoint  # noqa: F401 (a fixture)
 from tests.gpgkeys import GnupgHome
 from tests.vault_emulator import VaultEmulator
 
