@@ -36,5 +36,9 @@ def typing(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks: each prints ratios against a baseline measured in the same run."""
     session.install("-e", ".[test]")
-    for script in ("benchmarks/bench_checksum.py",):
+    for script in (
+        "benchmarks/bench_checksum.py",
+        "benchmarks/bench_local.py",
+        "benchmarks/bench_backup.py",  # the longest: a few minutes
+    ):
         session.run("python", script, *session.posargs)

@@ -44,6 +44,8 @@ from aglacier.units import KiB, MiB, format_size, parse_size
 TARGET = 1.15  # stage / baseline, the issue's target for the whole backup
 MIN_FILE, MAX_FILE = 4 * KiB, 32 * MiB
 PART_SIZE = 8 * MiB
+#: Where the random tree is kept between runs (bench_backup.py shares it).
+CACHE_DIR = Path("/var/tmp/aglacier-bench-staging")
 
 
 @dataclass
@@ -54,10 +56,10 @@ class Timing:
 
 def main() -> int:
     args = _parse_args()
-    tree = _build_tree(Path(args.dir) / "tree", args.size)
-    _warm(tree)
+    tree = build_tree(Path(args.dir) / "tree", args.size)
+    warm(tree)
     with tempfile.TemporaryDirectory(prefix="aglacier-bench-gpg-") as home:
-        encryption = _encryption(Path(home))
+        encryption = bench_encryption(Path(home))
         try:
             return _run(tree, Path(args.dir), encryption, args.rounds)
         finally:
@@ -67,14 +69,12 @@ def main() -> int:
 def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Time stage() against tar | gpg > file.")
     parser.add_argument("--size", type=parse_size, default=parse_size("1GiB"), help="1GiB")
-    parser.add_argument(
-        "--dir", default="/var/tmp/aglacier-bench-staging", help="cache folder for the tree"
-    )
+    parser.add_argument("--dir", default=str(CACHE_DIR), help="cache folder for the tree")
     parser.add_argument("--rounds", type=int, default=3, help="best of this many (3)")
     return parser.parse_args()
 
 
-def _build_tree(tree: Path, size: int) -> Path:
+def build_tree(tree: Path, size: int) -> Path:
     """Files of log-uniform sizes, random bytes, in 16 folders; built once."""
     done = tree / ".complete"
     if done.exists() and done.read_text() == str(size):
@@ -96,13 +96,14 @@ def _build_tree(tree: Path, size: int) -> Path:
     return tree
 
 
-def _warm(tree: Path) -> None:
+def warm(tree: Path) -> None:
     # Through a pipe: GNU tar skips reading file data when writing to /dev/null.
     command = f"tar -c -C {tree.parent} {tree.name} | cat > /dev/null"
     subprocess.run(command, shell=True, check=True)  # noqa: S602  # our own paths
 
 
-def _encryption(home: Path) -> Encryption:
+def bench_encryption(home: Path) -> Encryption:
+    """A fresh ed25519/cv25519 key in the throwaway ``home``, checked as a backup would."""
     subprocess.run(
         [
             *("gpg", "--homedir", str(home), "--batch", "--passphrase", "", "--quick-gen-key"),

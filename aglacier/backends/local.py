@@ -5,19 +5,24 @@ and the conformance suite treat it like any other destination::
 
     root/
       .uploads/<upload id>/upload.json       an unfinished upload (its ArchiveInfo)
-      .uploads/<upload id>/part-<n>          part n (0-based), written atomically
-      .uploads/<upload id>/part-<n>.sha256   its hex SHA256: written last, it is the ack
+      .uploads/<upload id>/archive.tmp       the archive being assembled: part n is
+                                             written in place at n × part size
+      .uploads/<upload id>/part-<n>.sha256   "<hex SHA256> <size>": written once part
+                                             n's bytes are synced, it is the ack
       <host>/<source path>/<UTC time>-<suffix>.tar.gpg                 a finished archive
       <host>/<source path>/<UTC time>-<suffix>.tar.gpg.manifest.json   its manifest
 
-Like a server that checks, ``upload_part`` rejects a body whose SHA256 is not
-the one given and ``complete`` re-reads every part and checks each part's
-SHA256, the archive's SHA256, tree hash and size before the archive appears.
-The archive appears atomically (assembled under ``.uploads``, fsynced, renamed),
-so a crash leaves either no archive or the whole one.
-
-Disk space: ``complete`` copies the parts into the archive and removes them only
-afterwards, so for a while the archive takes twice its size on this disk.
+Like S3 with SHA256 checksums, ``upload_part`` hashes the body once and rejects
+it unless its SHA256 is the one given, and ``complete`` checks the part list
+against the acknowledgements (every part there, with the size, SHA256 and etag
+named) and, for 1 MiB × 2^n parts, the archive's tree hash against the parts'
+(as a vault does). The archive's SHA256 and tree hash are recorded in the
+manifest as given: they are what staging computed from the same bytes, and
+re-reading the archive to compute them again would cost two passes over it.
+Parts sent again are harmless (their acknowledgement is removed before their
+bytes are rewritten). The archive appears atomically (the synced assembly file
+is renamed), so a crash leaves either no archive or the whole one, and it takes
+its size on this disk once: nothing is copied.
 
 Archive keys and manifests are the S3 backend's (see :mod:`aglacier.backends.naming`),
 without a prefix. Every file operation runs in a worker thread, in
@@ -35,6 +40,8 @@ from aglacier.backends.base import (
     ArchiveInfo,
     ArchiveTotals,
     CompletePart,
+    Inventory,
+    InventoryJob,
     PartChecksums,
     PartData,
     PendingUpload,
@@ -46,6 +53,7 @@ from aglacier.backends.base import (
     UploadedPart,
 )
 from aglacier.backends.limits import LOCAL_LIMITS, BackendLimits
+from aglacier.backends.local_inventory import folder_inventory
 from aglacier.backends.local_store import FolderStore
 
 #: A disk has no request limit, but more writers than this only add seeks.
@@ -93,7 +101,7 @@ class LocalBackend:
         return await to_thread.run_sync(self._store.start_upload, info)
 
     async def upload_part(self, upload: Upload, part: PartChecksums, body: bytes) -> UploadedPart:
-        """Store the part atomically after checking ``body`` against ``part.sha256``."""
+        """Check ``body`` against ``part.sha256``, write it in place, sync it, acknowledge it."""
         digest = await to_thread.run_sync(self._store.write_part, upload.upload_id, part, body)
         return UploadedPart(part.number, part.size, etag=digest, checksum=digest)
 
@@ -108,7 +116,7 @@ class LocalBackend:
         parts: Sequence[CompletePart],
         totals: ArchiveTotals,
     ) -> StoredArchive:
-        """Verify every part and the totals, then make the archive appear atomically."""
+        """Check the parts against their acknowledgements, then make the archive appear."""
         return await to_thread.run_sync(
             self._store.complete, upload.upload_id, info, list(parts), totals
         )
@@ -149,6 +157,18 @@ class LocalBackend:
             self._store.read_part, retrieval.archive_id, number, part_size, archive_size
         )
         return PartData(number, data, checksum)
+
+    async def request_inventory(self) -> InventoryJob:
+        """A folder lists at once: ready, with no job."""
+        return InventoryJob(RetrievalState.READY)
+
+    async def inventory_status(self, job: InventoryJob) -> InventoryJob:
+        """Always ready."""
+        return job
+
+    async def read_inventory(self, job: InventoryJob) -> Inventory:
+        """Every archive file with its manifest beside it (see ``local_inventory``)."""
+        return await to_thread.run_sync(folder_inventory, self.root)
 
     async def aclose(self) -> None:
         """Nothing to release."""

@@ -1,8 +1,9 @@
-"""Blocking file work for the local folder: checked parts, assembly, durable writes.
+"""Blocking file work for the local folder: parts written in place, acknowledgements,
+durable writes.
 
 Everything here runs in a worker thread (see :mod:`aglacier.backends.local`).
-Long loops call :func:`anyio.from_thread.check_cancelled`, so that copying or
-hashing a large archive still honours Ctrl-C.
+Long loops call :func:`anyio.from_thread.check_cancelled`, so that hashing a
+large archive still honours Ctrl-C.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import hashlib
 import os
 import re
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
 
 from anyio import from_thread
 
@@ -20,14 +21,12 @@ from aglacier.backends.base import ArchiveInfo, ArchiveTotals, CompletePart, Par
 from aglacier.backends.limits import LOCAL_LIMITS
 from aglacier.backends.naming import MANIFEST_SUFFIX, manifest_bytes, manifest_document
 from aglacier.errors import ChecksumRejectedError, InvalidRequestError
-from aglacier.treehash import S3CompositeHasher, TreeHasher, composite_checksum
+from aglacier.treehash import S3CompositeHasher, combine, composite_checksum
 from aglacier.units import MiB
 
-if TYPE_CHECKING:
-    from hashlib import _Hash
-
-_CHUNK = MiB  # also the tree-hash leaf, so whole leaves are hashed without copying
-_PART_RE = re.compile(r"part-(\d+)")
+_CHUNK = MiB
+_ACK_RE = re.compile(r"part-(\d+)\.sha256")
+_HEX_RE = re.compile(r"[0-9a-f]{64}")
 
 
 # --- what a server rejects before it looks at the bytes ---------------------------
@@ -45,84 +44,117 @@ def check_part_shape(part: PartChecksums, body_size: int, part_size: int) -> Non
         raise InvalidRequestError(f"part {part.number} has {part.size} bytes (parts: {part_size})")
 
 
-def part_files(folder: Path) -> dict[int, Path]:
-    """The part files in an upload's folder, by number (acknowledged or not)."""
-    files = {}
+# --- parts in the assembly file, and their acknowledgements -----------------------
+
+
+@dataclass(frozen=True)
+class Ack:
+    """``part-<n>.sha256``: part n's bytes are durable in the assembly file.
+
+    Its content is ``"<hex SHA256> <size>\\n"``, written atomically (and synced)
+    only after the bytes were synced; a file that does not parse acknowledges
+    nothing.
+    """
+
+    number: int
+    sha256: str
+    size: int
+
+    def to_bytes(self) -> bytes:
+        return f"{self.sha256} {self.size}\n".encode()
+
+    @classmethod
+    def parse(cls, number: int, data: bytes) -> Ack | None:
+        fields = data.decode("ascii", "replace").split()
+        if len(fields) != 2 or not _HEX_RE.fullmatch(fields[0]) or not fields[1].isdigit():
+            return None
+        return cls(number, fields[0], int(fields[1]))
+
+
+def ack_path(folder: Path, number: int) -> Path:
+    return folder / f"part-{number}.sha256"
+
+
+def read_acks(folder: Path) -> dict[int, Ack]:
+    """The acknowledged parts of an upload's folder, by number."""
+    acks = {}
     for entry in os.scandir(folder):
-        match = _PART_RE.fullmatch(entry.name)
+        match = _ACK_RE.fullmatch(entry.name)
         if match:
-            files[int(match.group(1))] = Path(entry.path)
-    return files
+            number = int(match.group(1))
+            try:
+                ack = Ack.parse(number, Path(entry.path).read_bytes())
+            except FileNotFoundError:
+                continue  # removed meanwhile: the part is being sent again
+            if ack is not None:
+                acks[number] = ack
+    return acks
 
 
-# --- assembling and verifying ----------------------------------------------------
+def write_part(assembly: Path, offset: int, body: bytes) -> None:
+    """Write ``body`` at ``offset`` of the assembly file and make it durable.
 
-
-def assemble(
-    folder: Path, parts: list[CompletePart], totals: ArchiveTotals, out_path: Path
-) -> None:
-    """Copy the parts into ``out_path`` (fsynced), verifying every checksum on the way."""
-    whole = hashlib.sha256()
-    tree = TreeHasher()
+    ``fdatasync`` also allocates the blocks for good (ext4 and others allocate
+    late), so that the acknowledgement written after it never vouches for bytes
+    a power cut could take back.
+    """
+    fd = os.open(assembly, os.O_WRONLY | os.O_CLOEXEC)
     try:
-        with out_path.open("wb") as out:
-            for part in parts:
-                digest = _copy_part(folder, part, out, whole, tree)
-                _check_part_digest(part, digest)
-            out.flush()
-            os.fsync(out.fileno())
-        _check_totals(totals, out_path.stat().st_size, whole.digest(), tree.digest())
-    except BaseException:
-        out_path.unlink(missing_ok=True)  # give the space back (the disk may be full)
-        raise
+        view = memoryview(body)
+        while view:
+            written = os.pwrite(fd, view, offset)
+            view = view[written:]
+            offset += written
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
 
 
-def _copy_part(
-    folder: Path, part: CompletePart, out: BinaryIO, whole: _Hash, tree: TreeHasher
-) -> bytes:
-    """Append one part to ``out``, feeding the archive's hashes; the part's SHA256."""
-    number = part.checksums.number
-    path = folder / f"part-{number}"
-    try:
-        with path.open("rb") as f:
-            if os.fstat(f.fileno()).st_size != part.checksums.size:
-                raise InvalidRequestError(
-                    f"part {number} on disk does not have {part.checksums.size} bytes"
-                )
-            digest = hashlib.sha256()
-            while chunk := f.read(_CHUNK):
-                from_thread.check_cancelled()  # a long copy still honours Ctrl-C
-                digest.update(chunk)
-                whole.update(chunk)
-                tree.update(chunk)
-                out.write(chunk)
-    except FileNotFoundError:
-        raise InvalidRequestError(f"part {number} was never uploaded") from None
-    return digest.digest()
+def check_acks(parts: list[CompletePart], acks: dict[int, Ack]) -> None:
+    """Each part of ``complete`` against its acknowledgement: present, same size and SHA256."""
+    for part in parts:
+        number, claimed = part.checksums.number, part.checksums
+        ack = acks.get(number)
+        if ack is None:
+            raise InvalidRequestError(f"part {number} was never uploaded")
+        if ack.size != claimed.size:
+            raise InvalidRequestError(
+                f"part {number} was stored with {ack.size} bytes, not {claimed.size}"
+            )
+        if ack.sha256 != claimed.sha256.hex():
+            raise ChecksumRejectedError(
+                f"part {number}: the stored bytes have SHA256 {ack.sha256}, "
+                f"not {claimed.sha256.hex()}"
+            )
+        if part.etag is not None and part.etag != ack.sha256:
+            raise ChecksumRejectedError(f"part {number}: etag {part.etag} is not the stored part's")
 
 
-def _check_part_digest(part: CompletePart, digest: bytes) -> None:
-    number = part.checksums.number
-    if digest != part.checksums.sha256:
+def check_tree_hash(parts: list[CompletePart], totals: ArchiveTotals, part_size: int) -> None:
+    """The archive's tree hash against its parts' (when part trees combine into it).
+
+    Only the parts' SHA256s are checked against their bytes; this catches totals
+    that do not belong to the parts, as a vault would.
+    """
+    if part_size % MiB or (part_size // MiB) & (part_size // MiB - 1):
+        return  # not 1 MiB × 2^n: part trees are not subtrees of the archive's
+    combined = combine(p.checksums.tree_hash for p in parts)
+    if combined != totals.tree_hash:
         raise ChecksumRejectedError(
-            f"part {number}: the stored bytes have SHA256 {digest.hex()}, "
-            f"not {part.checksums.sha256.hex()}"
+            f"the archive's tree hash is {combined.hex()} (from its parts), "
+            f"not {totals.tree_hash.hex()}"
         )
-    if part.etag is not None and part.etag != digest.hex():
-        raise ChecksumRejectedError(f"part {number}: etag {part.etag} is not the stored part's")
 
 
-def _check_totals(totals: ArchiveTotals, size: int, sha256: bytes, tree_hash: bytes) -> None:
-    if size != totals.size:
-        raise InvalidRequestError(f"the archive has {size} bytes, not {totals.size}")
-    if sha256 != totals.sha256:
-        raise ChecksumRejectedError(
-            f"the archive's SHA256 is {sha256.hex()}, not {totals.sha256.hex()}"
-        )
-    if tree_hash != totals.tree_hash:
-        raise ChecksumRejectedError(
-            f"the archive's tree hash is {tree_hash.hex()}, not {totals.tree_hash.hex()}"
-        )
+def seal(assembly: Path, size: int) -> None:
+    """Cut the assembly to ``size`` (parts beyond the last may have been sent) and sync it."""
+    with assembly.open("r+b") as f:
+        stored = os.fstat(f.fileno()).st_size
+        if stored < size:
+            raise InvalidRequestError(f"the stored parts have {stored} bytes, not {size}")
+        if stored > size:
+            f.truncate(size)
+        os.fsync(f.fileno())
 
 
 def stored_composite(path: Path, totals: ArchiveTotals, part_size: int) -> str | None:

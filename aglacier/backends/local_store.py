@@ -2,8 +2,9 @@
 
 See :mod:`aglacier.backends.local` for the layout. An upload is a folder under
 ``.uploads`` that appears whole (filled under a hidden name, then renamed) and
-disappears at once (renamed before it is removed); an archive appears by one
-rename of the fsynced, verified assembly.
+disappears at once (renamed before it is removed); parts are written in place
+into its assembly file; an archive appears by one rename of that fsynced file,
+once every part it needs is acknowledged with the SHA256 ``complete`` names.
 """
 
 from __future__ import annotations
@@ -34,15 +35,20 @@ from aglacier.backends.base import (
 )
 from aglacier.backends.limits import LOCAL_LIMITS
 from aglacier.backends.local_files import (
-    assemble,
+    Ack,
+    ack_path,
+    check_acks,
     check_part_shape,
+    check_tree_hash,
     fsync_dir,
     manifest_path,
-    part_files,
     parts_composite,
+    read_acks,
+    seal,
     stored_composite,
     write_atomically,
     write_manifest,
+    write_part,
 )
 from aglacier.backends.naming import ARCHIVE_SUFFIX, archive_key
 from aglacier.backends.parts import ordered_parts
@@ -166,6 +172,7 @@ class FolderStore:
         # Fill a hidden folder, then rename it: an upload is listed whole or not at all.
         building = self.uploads / f".{upload_id}.new"
         building.mkdir()
+        (building / _ASSEMBLY_FILE).touch(exist_ok=False)  # its entry is synced with the next
         write_atomically(building / _INFO_FILE, record.to_json())
         building.rename(self.uploads / upload_id)
         fsync_dir(self.uploads)
@@ -176,34 +183,33 @@ class FolderStore:
         folder = self._upload_dir(upload_id)
         record = self._load_record(folder)
         check_part_shape(part, len(body), record.info.part_size)
-        digest = hashlib.sha256(body).digest()
-        if digest != part.sha256:
+        digest = hashlib.sha256(body).hexdigest()  # the one pass over the bytes here
+        if digest != part.sha256.hex():
             raise ChecksumRejectedError(
-                f"part {part.number}: the body's SHA256 is {digest.hex()}, "
+                f"part {part.number}: the body's SHA256 is {digest}, "
                 f"not {part.sha256.hex()} as sent"
             )
+        ack = ack_path(folder, part.number)
         try:
-            # Part first, acknowledgement second: a crash between them leaves a part
-            # that list_parts ignores, never an acknowledgement of other bytes.
-            write_atomically(folder / f"part-{part.number}", body)
-            write_atomically(folder / f"part-{part.number}.sha256", digest.hex().encode())
+            if ack.exists():  # sent again: the old acknowledgement must not vouch for new bytes
+                ack.unlink()
+                fsync_dir(folder)
+            # Bytes first, acknowledgement second: a crash between them leaves bytes
+            # that nothing acknowledges, never an acknowledgement of other bytes.
+            write_part(folder / _ASSEMBLY_FILE, part.offset, body)
+            write_atomically(ack, Ack(part.number, digest, part.size).to_bytes())
         except FileNotFoundError:
             raise UploadNotFoundError(f"upload {upload_id} was aborted") from None
-        return digest.hex()
+        return digest
 
     @_os_errors
     def list_parts(self, upload_id: str) -> list[UploadedPart]:
         folder = self._upload_dir(upload_id)
         self._load_record(folder)
-        parts = []
-        for number, path in sorted(part_files(folder).items()):
-            try:
-                digest = path.with_name(f"{path.name}.sha256").read_text().strip()
-                size = path.stat().st_size
-            except FileNotFoundError:
-                continue  # never acknowledged
-            parts.append(UploadedPart(number, size, etag=digest, checksum=digest))
-        return parts
+        return [
+            UploadedPart(ack.number, ack.size, etag=ack.sha256, checksum=ack.sha256)
+            for _, ack in sorted(read_acks(folder).items())
+        ]
 
     @_os_errors
     def complete(
@@ -221,15 +227,20 @@ class FolderStore:
                 f"bytes, not {info.part_size}"
             )
         parts = ordered_parts(parts, totals, info.part_size)
+        check_acks(parts, read_acks(folder))
+        check_tree_hash(parts, totals, info.part_size)
         assembled = folder / _ASSEMBLY_FILE
-        assemble(folder, parts, totals, assembled)
         target = self.root / record.key
         if target.exists():
             # Only a repeated complete of this very upload may find its archive there.
             if stored_composite(target, totals, info.part_size) is None:
                 raise InvalidRequestError(f"{target} exists and holds another archive")
-            assembled.unlink()
+            assembled.unlink(missing_ok=True)
         else:
+            try:
+                seal(assembled, totals.size)
+            except FileNotFoundError:
+                raise UploadNotFoundError(f"upload {upload_id} was aborted") from None
             target.parent.mkdir(parents=True, exist_ok=True)
             assembled.replace(target)  # the commit point
             self._fsync_dirs_up_to_root(target.parent)

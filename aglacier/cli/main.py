@@ -31,6 +31,7 @@ from aglacier.cli import (
     verify_cmd,
 )
 from aglacier.cli.common import Context, err_console_print
+from aglacier.cli.memory import tune_allocator
 from aglacier.errors import AglacierError, ExitCode, UsageError, primary_error
 
 COMMANDS = (
@@ -108,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command and return its exit status (never raises)."""
     args: argparse.Namespace | None = None
+    tune_allocator()
     try:
         parser = build_parser()
         args = parser.parse_args(argv)

@@ -298,6 +298,7 @@ class StreamingGPG(gnupg.GPG):  # type: ignore[misc]  # python-gnupg has no type
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._killed = False
+        self._input: IO[bytes] | None = None
         self.result: Any = None
         try:
             super().__init__(gpgbinary=encryption.gpg_binary, gnupghome=str(encryption.gnupghome))
@@ -305,18 +306,33 @@ class StreamingGPG(gnupg.GPG):  # type: ignore[misc]  # python-gnupg has no type
             raise GpgError(f"cannot run gpg: {exc}") from None
         self.buffer_size = PIPE_SIZE
 
+    def feed_from(self, stream: IO[bytes]) -> None:
+        """Make the next operation's gpg read ``stream`` (a pipe) itself.
+
+        python-gnupg would copy it through Python in a thread of its own; gpg
+        reads the pipe directly instead, and python-gnupg is given an empty
+        input. ``stream`` is closed here once gpg has it, so that its writer
+        gets a broken pipe if gpg dies. A passphrase goes to gpg through a pipe
+        of its own, since standard input is taken.
+        """
+        self._input = stream
+
     def _open_subprocess(self, args: list[str], passphrase: bool = False) -> Any:
         # python-gnupg's own, plus a session of its own: Ctrl-C reaches only
         # aglacier, which stops gpg itself (see aglacier.staging.tar.spawn_tar).
-        process = subprocess.Popen(
-            self.make_args(args, passphrase),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=self.env,
-            start_new_session=True,
-        )
-        enlarge_pipe(process.stdin)
+        command = self.make_args(args, passphrase)
+        if self._input is None:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=self.env,
+                start_new_session=True,
+            )
+            enlarge_pipe(process.stdin)
+        else:
+            process = self._spawn_fed(command, self._input, passphrase)
         enlarge_pipe(process.stdout)
         assert process.stdout is not None
         # python-gnupg only reads and closes it: a PipeReader does both
@@ -325,6 +341,33 @@ class StreamingGPG(gnupg.GPG):  # type: ignore[misc]  # python-gnupg has no type
             self._process = process
             if self._killed:
                 process.kill()
+        return process
+
+    def _spawn_fed(
+        self, command: list[str], stream: IO[bytes], passphrase: bool
+    ) -> subprocess.Popen[bytes]:
+        secret_read, secret_write = os.pipe()
+        try:
+            if passphrase:
+                at = command.index("--passphrase-fd")
+                command[at + 1] = str(secret_read)
+            process = subprocess.Popen(
+                command,
+                stdin=stream.fileno(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(secret_read,) if passphrase else (),
+                env=self.env,
+                start_new_session=True,
+            )
+        except BaseException:
+            os.close(secret_write)
+            raise
+        finally:
+            os.close(secret_read)
+            stream.close()
+        # python-gnupg writes the passphrase (if any) here, then closes it.
+        process.stdin = os.fdopen(secret_write, "wb", buffering=0)
         return process
 
     def _collect_output(

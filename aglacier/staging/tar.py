@@ -24,6 +24,10 @@ Choices, and why:
   reads records of that size and stops at the end-of-archive record. With larger
   records (``--blocking-factor=128`` saved ~0.2 CPU-s per GiB) the reader stopped
   before the padding, and gpg then failed with "Broken pipe" on a good restore.
+- ``--checkpoint=100 --checkpoint-action=echo=%u`` and ``--totals``: gpg reads
+  tar's output straight from the pipe, so nothing in aglacier sees those bytes
+  go by; tar itself says how far it got (a line every 100 records, ~1 MiB) and,
+  at the end, exactly how many bytes it wrote (:class:`TarMessages` reads both).
 - ``LC_ALL=C.UTF-8``: messages in English, so that they can be classified.
 """
 
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import os
 import re
 import shutil
@@ -48,6 +53,7 @@ BLOCK = 512
 RECORD = 20 * BLOCK  # tar's default record: see the module docstring
 NAME_FIELD = 100  # a name or link target this long or longer needs a LongLink record
 MAX_MESSAGES = 1000  # tar messages kept in memory; the rest are counted
+CHECKPOINT_RECORDS = 100  # a progress line from tar every 100 records (1000 KiB)
 _TAR_ENV = {"LC_ALL": "C.UTF-8"}
 _INSTALL_HINT = "install GNU tar (macOS: brew install gnu-tar, which provides gtar)"
 
@@ -62,6 +68,8 @@ _WARNING_RE = re.compile(
 )
 _ROOT_FATAL_RE = re.compile(r"Cannot (open|read|stat|lstat|savedir): .+")
 _SUMMARY = "Exiting with failure status due to previous errors"
+_CHECKPOINT_RE = re.compile(r"\d+")  # --checkpoint-action=echo=%u: records written
+_TOTALS_RE = re.compile(r"Total bytes written: (\d+) ")  # --totals, at the end
 
 
 @functools.cache
@@ -125,6 +133,9 @@ def tar_command(tar: str, source: Path, exclude_tag: str) -> list[str]:
         "--file=-",
         "--format=gnu",
         "--sparse",
+        f"--checkpoint={CHECKPOINT_RECORDS}",
+        "--checkpoint-action=echo=%u",
+        "--totals",
         f"--exclude-tag-all={exclude_tag}",
         "--warning=no-file-ignored",
         f"--directory={parent}",
@@ -154,14 +165,25 @@ def spawn_tar(command: list[str]) -> subprocess.Popen[bytes]:
 
 @dataclass
 class TarMessages:
-    """tar's standard error, read line by line in a thread (call :meth:`start`)."""
+    """tar's standard error, read line by line in a thread (call :meth:`start`).
+
+    Messages go to ``lines``; the progress lines and totals that
+    :func:`tar_command` asks for go to ``written`` and ``total``.
+    """
 
     stream: IO[bytes]
     lines: list[str] = field(default_factory=list)
     dropped: int = 0
+    #: Bytes of archive tar has written so far: a lower bound, exact once ``total`` is set.
+    written: int = 0
+    #: The archive's exact size, once tar has finished writing it.
+    total: int | None = None
     _thread: threading.Thread | None = None
 
     def start(self) -> None:
+        if isinstance(self.stream, io.RawIOBase):
+            # An unbuffered pipe would be read a byte at a time to find the line ends.
+            self.stream = io.BufferedReader(self.stream)
         self._thread = threading.Thread(target=self._read, name="aglacier-tar-stderr")
         self._thread.start()
 
@@ -174,6 +196,8 @@ class TarMessages:
     def _read(self) -> None:
         for raw in self.stream:
             line = raw.decode("utf-8", "backslashreplace").rstrip("\n")
+            if self._counted(line):
+                continue
             line = line.removeprefix("tar: ")
             if line == _SUMMARY:
                 continue
@@ -181,6 +205,17 @@ class TarMessages:
                 self.lines.append(line)
             else:
                 self.dropped += 1
+
+    def _counted(self, line: str) -> bool:
+        """Take in a progress or totals line; ``False`` for any other line."""
+        if line.startswith("tar: ") and _CHECKPOINT_RE.fullmatch(line, 5):
+            self.written = max(self.written, int(line[5:]) * RECORD)
+            return True
+        totals = _TOTALS_RE.match(line)
+        if totals:
+            self.total = self.written = int(totals.group(1))
+            return True
+        return False
 
 
 def tar_warnings(returncode: int, messages: TarMessages, name: str) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import json
 import pickle
@@ -15,7 +16,7 @@ import anyio
 import pytest
 
 from aglacier import __version__
-from aglacier.backends import naming
+from aglacier.backends import local_files, local_store, naming
 from aglacier.backends.base import (
     ArchiveInfo,
     ArchiveTotals,
@@ -27,6 +28,7 @@ from aglacier.backends.base import (
 )
 from aglacier.backends.local import LocalBackend
 from aglacier.errors import (
+    BackendError,
     ChecksumRejectedError,
     InvalidRequestError,
     NoSuchArchiveError,
@@ -173,21 +175,48 @@ def s3_composite(spooled: Spooled) -> str:
 # --- what complete checks -----------------------------------------------------------
 
 
-async def test_complete_rejects_a_wrong_archive_checksum(local: LocalBackend) -> None:
+async def test_complete_rejects_a_tree_hash_its_parts_do_not_make(local: LocalBackend) -> None:
     spooled = spool(random_bytes(MiB + 1), MiB)
     upload, parts = await _staged(local, spooled)
     totals = spooled.totals
     wrong_tree = ArchiveTotals(totals.size, totals.sha256, bytes(32), totals.part_count)
-    wrong_sha = ArchiveTotals(totals.size, bytes(32), totals.tree_hash, totals.part_count)
 
-    for wrong in (wrong_tree, wrong_sha):
-        with pytest.raises(ChecksumRejectedError):
-            await local.complete(upload, _info(), parts, wrong)
+    with pytest.raises(ChecksumRejectedError):
+        await local.complete(upload, _info(), parts, wrong_tree)
 
     assert _visible_files(local.root) == []
-    assert not (local.root / ".uploads" / upload.upload_id / "archive.tmp").exists()
     assert [p.number for p in await local.list_parts(upload)] == [0, 1]
     await local.complete(upload, _info(), parts, totals)  # the upload is still whole
+
+
+async def test_complete_rejects_parts_their_acknowledgements_do_not_vouch_for(
+    local: LocalBackend,
+) -> None:
+    spooled = spool(random_bytes(2 * MiB), MiB)
+    upload, parts = await _staged(local, spooled)
+    other = spool(random_bytes(2 * MiB, seed=1), MiB)
+    claimed = [CompletePart(other.parts[0], None), parts[1]]  # other bytes than were stored
+    wrong_etag = [CompletePart(parts[0].checksums, "0" * 64), parts[1]]
+
+    for wrong in (claimed, wrong_etag):
+        with pytest.raises(ChecksumRejectedError):
+            await local.complete(upload, _info(), wrong, spooled.totals)
+
+    assert _visible_files(local.root) == []
+    stored = await local.complete(upload, _info(), parts, spooled.totals)
+    assert (local.root / stored.archive_id).read_bytes() == spooled.data
+
+
+async def test_parts_beyond_the_last_are_cut_off(local: LocalBackend) -> None:
+    spooled = spool(random_bytes(2 * MiB + 5), MiB)
+    upload, parts = await _staged(local, spooled)
+    extra = random_bytes(MiB, seed=2)
+    stray = PartChecksums(3, 3 * MiB, MiB, hashlib.sha256(extra).digest(), bytes(32))
+    await local.upload_part(upload, stray, extra)
+
+    stored = await local.complete(upload, _info(), parts, spooled.totals)
+
+    assert (local.root / stored.archive_id).read_bytes() == spooled.data
 
 
 async def test_complete_rejects_missing_and_misshapen_parts(local: LocalBackend) -> None:
@@ -203,17 +232,22 @@ async def test_complete_rejects_missing_and_misshapen_parts(local: LocalBackend)
     assert _visible_files(local.root) == []
 
 
-async def test_complete_detects_a_part_damaged_on_disk(local: LocalBackend) -> None:
-    spooled = spool(random_bytes(2 * MiB), MiB)
-    upload, parts = await _staged(local, spooled)
-    part_file = local.root / ".uploads" / upload.upload_id / "part-1"
-    damaged = bytearray(part_file.read_bytes())
-    damaged[1000] ^= 0xFF
-    part_file.write_bytes(bytes(damaged))
+async def test_parts_are_written_in_place_into_one_file(local: LocalBackend) -> None:
+    spooled = spool(random_bytes(3 * MiB + 17), MiB)
+    upload = await local.start_upload(_info())
+    await upload_parts(local, upload, spooled, [2, 0])
+    folder = local.root / ".uploads" / upload.upload_id
 
-    with pytest.raises(ChecksumRejectedError):
-        await local.complete(upload, _info(), parts, spooled.totals)
-    assert _visible_files(local.root) == []
+    assembly = (folder / "archive.tmp").read_bytes()
+    assert assembly[:MiB] == spooled.body(0)
+    assert assembly[2 * MiB :] == spooled.body(2)
+    assert (folder / "part-2.sha256").read_text() == f"{spooled.parts[2].sha256.hex()} {MiB}\n"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "archive.tmp",
+        "part-0.sha256",
+        "part-2.sha256",
+        "upload.json",
+    ]
 
 
 async def test_a_part_must_sit_where_its_number_says(local: LocalBackend) -> None:
@@ -243,13 +277,45 @@ async def test_archive_ids_cannot_escape_the_folder(local: LocalBackend, tmp_pat
 
 
 async def test_a_part_without_its_acknowledgement_is_not_listed(local: LocalBackend) -> None:
-    spooled = spool(random_bytes(2 * MiB), MiB)
+    spooled = spool(random_bytes(3 * MiB), MiB)
     upload = await local.start_upload(_info())
     await upload_parts(local, upload, spooled, [0])
+    folder = local.root / ".uploads" / upload.upload_id
     # What a crash between writing a part and acknowledging it leaves behind:
-    (local.root / ".uploads" / upload.upload_id / "part-1").write_bytes(spooled.body(1))
+    with (folder / "archive.tmp").open("r+b") as assembly:
+        assembly.seek(MiB)
+        assembly.write(spooled.body(1))
+    # ... and a crash while an acknowledgement is written (never renamed into place
+    # half-written, but a file system may lose its contents):
+    (folder / "part-2.sha256").write_bytes(spooled.parts[2].sha256.hex()[:20].encode())
 
     assert [p.number for p in await local.list_parts(upload)] == [0]
+
+
+async def test_a_part_sent_again_is_unacknowledged_until_its_new_bytes_are_synced(
+    local: LocalBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spooled = spool(random_bytes(2 * MiB), MiB)
+    upload, parts = await _staged(local, spooled)
+    other = spool(random_bytes(2 * MiB, seed=1), MiB)
+
+    real_write_part = local_files.write_part
+
+    def crash(assembly: Path, offset: int, body: bytes) -> None:
+        real_write_part(assembly, offset, body)  # the new bytes are in place, then power fails
+        raise OSError(errno.EIO, "the disk went away")
+
+    monkeypatch.setattr(local_store, "write_part", crash)
+    with pytest.raises(BackendError):
+        await local.upload_part(upload, other.parts[1], other.body(1))
+    monkeypatch.undo()
+
+    assert [p.number for p in await local.list_parts(upload)] == [0]
+    with pytest.raises(InvalidRequestError):
+        await local.complete(upload, _info(), parts, spooled.totals)
+    await local.upload_part(upload, spooled.parts[1], spooled.body(1))
+    stored = await local.complete(upload, _info(), parts, spooled.totals)
+    assert (local.root / stored.archive_id).read_bytes() == spooled.data
 
 
 # --- crashes ------------------------------------------------------------------------

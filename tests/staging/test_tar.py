@@ -12,7 +12,13 @@ import pytest
 
 from aglacier.errors import AglacierError, ExitCode, SourceError
 from aglacier.staging import estimate_source_size
-from aglacier.staging.tar import TarMessages, find_gnu_tar, tar_command, tar_warnings
+from aglacier.staging.tar import (
+    TarMessages,
+    find_gnu_tar,
+    spawn_tar,
+    tar_command,
+    tar_warnings,
+)
 
 TAG = "NOBACKUP"
 
@@ -68,8 +74,11 @@ def test_sockets_are_skipped_silently(tmp_path: Path) -> None:
         listener.bind(str(source / "S.gpg-agent"))
         tar = find_gnu_tar(os.environ["PATH"])
         done = subprocess.run(tar_command(tar, source, TAG), capture_output=True, check=True)
-    assert done.stderr == b""
-    assert len(done.stdout) == estimate_source_size(source, TAG)
+    messages = TarMessages(io.BytesIO(done.stderr))
+    messages.start()
+    messages.join()
+    assert messages.lines == []  # only tar's count of what it wrote
+    assert messages.total == len(done.stdout) == estimate_source_size(source, TAG)
 
 
 def test_command_line(tmp_path: Path) -> None:
@@ -99,6 +108,37 @@ def _messages(*lines: str) -> TarMessages:
     messages.start()
     messages.join()
     return messages
+
+
+def test_tar_counts_what_it_writes(tmp_path: Path) -> None:
+    source = tmp_path / "data"
+    source.mkdir()
+    (source / "random.bin").write_bytes(os.urandom(3 * 1024 * 1024 + 5))
+    tar = spawn_tar(tar_command(find_gnu_tar(os.environ["PATH"]), source, TAG))
+    archive, stderr = tar.communicate()
+    assert tar.returncode == 0
+    seen: list[int] = []
+
+    class Watched(TarMessages):
+        def _counted(self, line: str) -> bool:
+            counted = super()._counted(line)
+            seen.append(self.written)
+            return counted
+
+    messages = Watched(io.BytesIO(stderr))
+    messages.start()
+    messages.join()
+    assert messages.lines == []
+    assert len(set(seen)) >= 4  # ~1 MiB steps, then the total
+    assert seen == sorted(seen)
+    assert seen[-1] == messages.total == len(archive)
+
+
+def test_progress_lines_are_not_messages() -> None:
+    messages = _messages("100", "src/1234: file changed as we read it", "200")
+    assert messages.lines == ["src/1234: file changed as we read it"]
+    assert messages.written == 200 * 10240
+    assert messages.total is None
 
 
 def test_changed_and_unreadable_files_are_warnings() -> None:
