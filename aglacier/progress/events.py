@@ -86,6 +86,22 @@ class RunFinished:
     seconds: float | None = None
 
 
+@dataclass(frozen=True)
+class TaskProgress:
+    """Work outside an upload run: waiting for a retrieval, downloading, decrypting.
+
+    ``label`` is a short bar name ("wait", "download", "decrypt"), ``text`` says
+    what for (shown beside the bar); ``total`` is ``None`` when unknown.
+    """
+
+    label: str
+    text: str
+    done: int
+    total: int | None
+    unit: Literal["bytes", "seconds"] = "bytes"
+    finished: bool = False
+
+
 Event = (
     RunStarted
     | StagingProgress
@@ -96,6 +112,7 @@ Event = (
     | Retrying
     | Message
     | RunFinished
+    | TaskProgress
 )
 
 

@@ -13,7 +13,13 @@ import time
 from datetime import UTC, datetime
 from typing import IO
 
-from aglacier.progress.events import Event, RunFinished, StagingDone, StagingProgress
+from aglacier.progress.events import (
+    Event,
+    RunFinished,
+    StagingDone,
+    StagingProgress,
+    TaskProgress,
+)
 from aglacier.progress.outstream import GuardedStream
 
 
@@ -35,6 +41,7 @@ class JsonReporter:
         self._lock = threading.Lock()
         self._last_staging: dict[int, float] = {}
         self._held: dict[int, StagingProgress] = {}
+        self._last_task: dict[str, float] = {}  # label → when its last line was written
         self._closed = False
 
     def emit(self, event: Event) -> None:
@@ -47,6 +54,10 @@ class JsonReporter:
             if isinstance(event, StagingProgress):
                 self._staging(event, wall, now)
                 return
+            if isinstance(event, TaskProgress) and not event.finished:
+                if now - self._last_task.get(event.label, -math.inf) < self._interval:
+                    return
+                self._last_task[event.label] = now
             if isinstance(event, StagingDone | RunFinished):
                 self._release(event.run_id, wall)
             if isinstance(event, RunFinished):

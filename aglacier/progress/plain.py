@@ -19,6 +19,7 @@ from aglacier.progress.events import (
     RunStarted,
     StagingDone,
     StagingProgress,
+    TaskProgress,
 )
 from aglacier.progress.outstream import GuardedStream
 from aglacier.progress.tally import RunTally
@@ -37,6 +38,7 @@ from aglacier.progress.wording import (
     started_text,
     summary_text,
 )
+from aglacier.units import format_size
 
 RunEvent = StagingProgress | StagingDone | PartUploading | PartUploaded | AlreadyUploaded
 
@@ -57,6 +59,7 @@ class PlainReporter:
         self._lock = threading.Lock()
         self._runs: dict[int, RunTally] = {}
         self._last_progress = time.monotonic()
+        self._task_shown: dict[str, float] = {}  # label → when its last line was written
         self._closed = False
 
     def emit(self, event: Event) -> None:
@@ -84,6 +87,8 @@ class PlainReporter:
             case RunFinished():
                 tally = self._runs.pop(event.run_id, None)
                 self._line(summary_text(event, None if tally is None else tally.acked))
+            case TaskProgress():
+                self._task(event, now)
             case _:
                 self._track(event, now)
 
@@ -102,6 +107,16 @@ class PlainReporter:
             self._last_progress = now
             for active in self._runs.values():
                 self._line(progress_text(active))
+
+    def _task(self, event: TaskProgress, now: float) -> None:
+        last = self._task_shown.get(event.label)
+        if event.finished:
+            self._task_shown.pop(event.label, None)
+        elif last is not None and now - last < self._interval:
+            return
+        else:
+            self._task_shown[event.label] = now
+        self._line(task_text(event))
 
     def _line(self, text: str) -> None:
         stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
@@ -129,6 +144,16 @@ def progress_text(tally: RunTally) -> str:
         upload += f", eta {duration_text(eta)}"
     pieces.append(f"{upload}, {in_flight_text(len(tally.in_flight))})")
     return f"run {tally.run_id}: " + "; ".join(pieces)
+
+
+def task_text(event: TaskProgress) -> str:
+    """``downloading archive 3: 12 MiB of 48 MiB (25 %)`` or ``...: waited 2h5m``."""
+    if event.unit == "seconds":
+        state = "ready" if event.finished else "waiting"
+        return f"{event.text}: {state} after {duration_text(event.done)}"
+    total = event.total if event.total is not None else event.done
+    percent = 100 * event.done // total if total else 100
+    return f"{event.text}: {format_size(event.done)} of {format_size(total)} ({percent} %)"
 
 
 class QuietReporter:

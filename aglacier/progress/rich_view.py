@@ -25,6 +25,7 @@ from aglacier.progress.events import (
     RunFinished,
     RunStarted,
     StagingProgress,
+    TaskProgress,
 )
 from aglacier.progress.outstream import GuardedStream
 from aglacier.progress.plain import RunEvent
@@ -41,7 +42,7 @@ from aglacier.progress.wording import (
     started_text,
     summary_text,
 )
-from aglacier.units import GiB, KiB, MiB, TiB
+from aglacier.units import GiB, KiB, MiB, TiB, format_size
 
 REFRESH_PER_SECOND = 10
 PUSH_GAP = 0.1  # staging progress reaches the bars at most this often (the refresh rate)
@@ -120,6 +121,7 @@ class RichReporter:
         # only reads the _Row values handed to it, so it never waits for this one.
         self._lock = threading.Lock()
         self._runs: dict[int, _Bars] = {}
+        self._tasks: dict[str, tuple[TaskID, float]] = {}  # label → bar, start time
         self._live = False
         self._closed = False
 
@@ -149,6 +151,8 @@ class RichReporter:
                 self._print(retry_text(event), "dim")
             case RunFinished():
                 self._finish_run(event)
+            case TaskProgress():
+                self._task_progress(event, now)
             case _:
                 self._track(event, now)
 
@@ -193,6 +197,23 @@ class RichReporter:
         moved = None if bars is None else bars.tally.acked
         style = _OUTCOME_STYLES.get(event.outcome, "bold red")
         self._print(summary_text(event, moved, id_width=ID_WIDTH), style)
+
+    def _task_progress(self, event: TaskProgress, now: float) -> None:
+        if not self._live:
+            self._progress.start()
+            self._live = True
+        known = self._tasks.get(event.label)
+        started = now if known is None else known[1]
+        row = _task_row(event, now - started)
+        if known is None:
+            self._tasks[event.label] = (self._add_task(event.label, row), now)
+        else:
+            self._update(known[0], row)
+        if event.finished:
+            task, _ = self._tasks.pop(event.label)
+            self._progress.remove_task(task)
+            self._progress.refresh()
+            self._print(task_done_text(event, now - started), "dim")
 
     def _drop_bars(self, run_id: int) -> _Bars | None:
         bars = self._runs.pop(run_id, None)
@@ -248,6 +269,25 @@ def _upload(tally: RunTally) -> _Row:
         eta="" if eta is None else f"eta {duration_text(eta)}",
         status=status,
     )
+
+
+def _task_row(event: TaskProgress, seconds: float) -> _Row:
+    if event.unit == "seconds":
+        waited = f"waited {duration_text(event.done)}"
+        return _Row(0, None, True, pct="", bytes=waited, rate="", eta="", status=event.text)
+    total = event.total if event.total is not None else event.done
+    speed = event.done / seconds if seconds > 0.5 else None
+    return _row(
+        event.done, total, final=True, visible=True, rate=rate_text(speed), eta="",
+        status=event.text,
+    )  # fmt: skip
+
+
+def task_done_text(event: TaskProgress, seconds: float) -> str:
+    """``download done: 48 MiB in 12s`` (a finished task's last line)."""
+    if event.unit == "seconds":
+        return f"{event.text}: ready after {duration_text(event.done)}"
+    return f"{event.text}: {format_size(event.done)} in {duration_text(seconds)}"
 
 
 def _row(

@@ -11,9 +11,8 @@ retrieval done and removes the download spool.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import anyio
 
 from aglacier.backends.base import Backend, Tier
 from aglacier.errors import AglacierError, NoSuchArchiveError, NotReadyError
-from aglacier.progress.events import Level, Message, Reporter
+from aglacier.progress.events import Level, Message, Reporter, TaskProgress
 from aglacier.restore.download import Download, download_path
 from aglacier.restore.pricing import COLD_KINDS, WAITS, archive_kind, quote
 from aglacier.restore.tracking import (
@@ -37,8 +36,6 @@ from aglacier.units import format_size
 
 #: Shows the lines of a quote and says whether to go on (``--yes``, a prompt, or a refusal).
 Confirm = Callable[[list[str]], Awaitable[bool]]
-#: Seconds between two progress lines.
-PROGRESS_INTERVAL = 2.0
 
 
 @dataclass
@@ -171,37 +168,23 @@ def _when(moment: datetime) -> str:
 
 @dataclass
 class _Ticker:
-    """Progress as message lines, at most every :data:`PROGRESS_INTERVAL` seconds."""
+    """Download progress as a bar (a line every 30 s under cron, JSON with --json)."""
 
     work: Work
     what: str
-    _last: float = field(default=-PROGRESS_INTERVAL)
     _done: int = 0
     _total: int = 0
-    _shown: int = -1
 
     def update(self, done: int, total: int) -> None:
-        """Record progress; show it if the last line is old enough."""
+        """Record progress (called once per part: cheap enough to pass on each time)."""
         self._done, self._total = done, total
-        now = time.monotonic()
-        if now - self._last >= PROGRESS_INTERVAL:
-            self._last = now
-            self._show()
+        self.work.reporter.emit(TaskProgress("download", self.what, done, total))
 
     def done(self) -> None:
-        """Show the final count unless it is already the last line shown."""
-        if self._shown != self._done:
-            self._show()
-
-    def _show(self) -> None:
-        self._shown = self._done
-        self.work.say(progress_text(self.what, self._done, self._total))
-
-
-def progress_text(what: str, done: int, total: int) -> str:
-    """``downloading archive 3: 12 MiB of 48 MiB (25 %)``."""
-    percent = 100 * done // total if total else 100
-    return f"{what}: {format_size(done)} of {format_size(total)} ({percent} %)"
+        """The download is complete."""
+        self.work.reporter.emit(
+            TaskProgress("download", self.what, self._done, self._total, finished=True)
+        )
 
 
 def retrieval_state_text(tracked: Tracked, archive: Archive) -> str:

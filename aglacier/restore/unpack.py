@@ -21,14 +21,17 @@ from pathlib import Path
 import anyio
 
 from aglacier.errors import PlanError, UsageError
+from aglacier.progress.events import TaskProgress
 from aglacier.restore.decrypt import Decryption
 from aglacier.restore.extract import Extraction
-from aglacier.restore.fetch import PROGRESS_INTERVAL, Work, progress_text
+from aglacier.restore.fetch import Work
 from aglacier.restore.place import keep_archive, refuse_existing, remove_tree, stale_temp_dirs
 from aglacier.staging.spool import free_space
 from aglacier.staging.tar import find_gnu_tar
 from aglacier.state import Archive
 from aglacier.units import format_size
+
+DECRYPT_PROGRESS_INTERVAL = 0.25  # seconds between two updates of the bar
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,9 @@ async def _run(work: Work, archive: Archive, job: Extraction) -> list[str]:
         await anyio.to_thread.run_sync(job.run)
         group.cancel_scope.cancel()
     names = job.outcome()
-    work.say(progress_text(f"decrypting archive {archive.id}", archive.size, archive.size))
+    work.reporter.emit(
+        TaskProgress("decrypt", _decrypting(archive), archive.size, archive.size, finished=True)
+    )
     return names
 
 
@@ -144,10 +149,14 @@ async def _kill_on_cancel(job: Extraction) -> None:
 
 async def _report(work: Work, archive: Archive, job: Extraction) -> None:
     while True:
-        await anyio.sleep(PROGRESS_INTERVAL)
-        work.say(
-            progress_text(f"decrypting archive {archive.id}", job.ciphertext_read, archive.size)
+        work.reporter.emit(
+            TaskProgress("decrypt", _decrypting(archive), job.ciphertext_read, archive.size)
         )
+        await anyio.sleep(DECRYPT_PROGRESS_INTERVAL)
+
+
+def _decrypting(archive: Archive) -> str:
+    return f"decrypting and extracting archive {archive.id}"
 
 
 async def keep(download: Path, target: Target) -> None:

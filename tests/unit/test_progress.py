@@ -24,6 +24,7 @@ from aglacier.progress.events import (
     RunStarted,
     StagingDone,
     StagingProgress,
+    TaskProgress,
 )
 from aglacier.progress.render import JsonReporter, PlainReporter, QuietReporter, RichReporter
 from aglacier.progress.rich_view import bytes_pair
@@ -417,3 +418,29 @@ def test_staging_count_is_never_behind_the_parts_being_sent() -> None:
     tally.apply(StagingProgress(1, 3 * MiB), 0.1)  # progress lags behind the spool
     tally.apply(PartUploading(1, 2, 8 * MiB), 0.2)  # part 2 (0-based) is on disk
     assert tally.spooled == 24 * MiB
+
+
+def test_task_progress_bars_lines_and_json() -> None:
+    steps = [
+        TaskProgress("download", "downloading archive 3", 0, 48 * MiB),
+        TaskProgress("download", "downloading archive 3", 24 * MiB, 48 * MiB),
+        TaskProgress("download", "downloading archive 3", 48 * MiB, 48 * MiB, finished=True),
+    ]
+    rich_out = io.StringIO()
+    rich = RichReporter(rich_out, force_terminal=True, width=100)
+    plain_out = io.StringIO()
+    plain = PlainReporter(plain_out, interval=3600)
+    json_out = io.StringIO()
+    jsonl = JsonReporter(json_out, staging_interval=3600)
+    for reporter in (rich, plain, jsonl):
+        for step in steps:
+            reporter.emit(step)
+        reporter.close()
+    assert "downloading archive 3: 48 MiB in" in rich_out.getvalue()
+    lines = plain_out.getvalue().splitlines()
+    # The first update and the end; the middle one falls inside the interval.
+    assert len(lines) == 2
+    assert lines[-1].endswith("downloading archive 3: 48 MiB of 48 MiB (100 %)")
+    records = [json.loads(line) for line in json_out.getvalue().splitlines()]
+    assert [r["event"] for r in records] == ["task_progress", "task_progress"]
+    assert records[-1]["finished"] is True and records[-1]["done"] == 48 * MiB
