@@ -25,7 +25,7 @@ from aglacier.errors import (
     TransientBackendError,
     UsageError,
 )
-from aglacier.progress.events import Message, Reporter
+from aglacier.progress.events import Message, Reporter, TaskProgress
 from aglacier.restore import (
     Confirm,
     Decryption,
@@ -221,7 +221,7 @@ def run_retrieval(ctx: Context, body: Body) -> ExitCode:
             f"{format_duration(timedelta(seconds=delay))}",
         )
         try:
-            time.sleep(delay)
+            _wait_with_bar(ctx, waiting, started, delay)
         except KeyboardInterrupt:
             raise NotReadyError(
                 "stopped waiting", hint="the retrieval is recorded: run the same command again"
@@ -278,6 +278,22 @@ def _confirm(reporter: Reporter, *, yes: bool) -> Confirm:
 def _ask(prompt: str) -> str:
     print(prompt, end="", file=sys.stderr, flush=True)
     return sys.stdin.readline()
+
+
+def _wait_with_bar(ctx: Context, waiting: str, started: float, delay: float) -> None:
+    """Sleep ``delay`` seconds showing how long the wait has lasted (a live bar on a terminal).
+
+    The state lock is not held meanwhile, so backups can run during a retrieval.
+    """
+    reporter = reporter_for(ctx)
+    until = time.monotonic() + delay
+    try:
+        while (left := until - time.monotonic()) > 0:
+            waited = int(time.monotonic() - started)
+            reporter.emit(TaskProgress("wait", waiting, waited, None, unit="seconds"))
+            time.sleep(min(1.0, left))
+    finally:
+        reporter.close()
 
 
 def _say(ctx: Context, text: str) -> None:
