@@ -152,13 +152,13 @@ class FolderStore:
             return
         if self.root.exists():
             raise NoSuchDestinationError(f"{self.root} is not a folder")
-        if not self.root.parent.is_dir():
-            raise NoSuchDestinationError(
-                f"{self.root} does not exist, nor does its parent folder",
-                hint="create it with `mkdir -p`, or mount the disk it is on",
-            )
-        self.root.mkdir(exist_ok=True)
-        fsync_dir(self.root.parent)
+        # Never created here: a missing folder usually means an unmounted disk (whose
+        # empty mount point exists), and a backup must not fill the system disk instead.
+        # The CLI creates the built-in default folder itself.
+        raise NoSuchDestinationError(
+            f"{self.root} does not exist",
+            hint="create it with `mkdir -p` (once, with its disk mounted), or mount the disk",
+        )
 
     @_os_errors
     def start_upload(self, info: ArchiveInfo) -> Upload:

@@ -304,6 +304,7 @@ def read_raw(opened: Opened) -> Callable[[StoredArchive], bytes]:
 
 @asynccontextmanager
 async def _open_local(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Opened]:
+    (tmp_path / "backups").mkdir()  # a configured folder must exist
     backend = LocalBackend(tmp_path / "backups")
     await backend.check()
 

@@ -230,6 +230,7 @@ async def test_what_is_not_a_whole_archive_is_skipped_with_why(
 
 
 async def test_a_local_folder_ignores_uploads_and_temporary_files(tmp_path: Path) -> None:
+    (tmp_path / "backups").mkdir()  # a configured folder must exist
     backend = LocalBackend(tmp_path / "backups")
     await backend.check()
     spooled = spool(random_bytes(1000), 1 << 20)

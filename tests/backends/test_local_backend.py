@@ -49,6 +49,7 @@ def _info(part_size: int = MiB, *, source: str = "/home/alice/My Documents") -> 
 
 @pytest.fixture
 async def local(tmp_path: Path) -> LocalBackend:
+    (tmp_path / "backups").mkdir()  # a configured folder must exist
     backend = LocalBackend(tmp_path / "backups")
     await backend.check()
     return backend
@@ -72,11 +73,14 @@ async def _staged(local: LocalBackend, spooled: Spooled) -> tuple[Upload, list[C
 # --- check: the destination folder --------------------------------------------------
 
 
-async def test_check_creates_the_folder_when_its_parent_exists(tmp_path: Path) -> None:
-    backend = LocalBackend(tmp_path / "backups")
-    await backend.check()
-    assert (tmp_path / "backups").is_dir()
-    assert backend.url == (tmp_path / "backups").as_uri()
+async def test_check_never_creates_a_missing_folder(tmp_path: Path) -> None:
+    # An empty mount point with nothing mounted on it looks like this.
+    (tmp_path / "mnt").mkdir()
+    backend = LocalBackend(tmp_path / "mnt" / "backups")
+    with pytest.raises(NoSuchDestinationError, match="does not exist"):
+        await backend.check()
+    assert not (tmp_path / "mnt" / "backups").exists()
+    assert backend.url == (tmp_path / "mnt" / "backups").as_uri()
 
 
 async def test_check_never_creates_a_missing_parent(tmp_path: Path) -> None:

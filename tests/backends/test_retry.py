@@ -180,6 +180,7 @@ class Rig:
 
 @pytest.fixture
 async def rig(tmp_path: Path) -> Rig:
+    (tmp_path / "backups").mkdir()  # a configured folder must exist
     local = LocalBackend(tmp_path / "backups")
     await local.check()
     scripted = Scripted(local)
