@@ -9,15 +9,12 @@ import sqlite3
 import time
 from pathlib import Path
 
-import pytest
-
 from aglacier.errors import ExitCode
 from aglacier.state import STATE_FILE_NAME
 from aglacier.units import MiB
 from tests.functional.conftest import Cli
 from tests.functional.e2e import (
     RANDOM_DATA,
-    VAULT,
     WAIT,
     Running,
     assert_one_vault_archive,
@@ -31,23 +28,7 @@ from tests.functional.e2e import (
     resume,
     wait_until,
 )
-from tests.functional.trees import make_source_tree
-from tests.gpgkeys import GnupgHome
 from tests.vault_emulator import VaultEmulator
-
-
-@pytest.fixture
-def source(tmp_path: Path) -> Path:
-    """About 5 MiB: six parts of 1 MiB."""
-    return make_source_tree(tmp_path / "src", big=5 * MiB)
-
-
-@pytest.fixture
-def cli(tmp_path: Path, gnupg_home: GnupgHome, vault: VaultEmulator) -> Cli:
-    return Cli(
-        tmp_path, gnupg_home, f"glacier://{VAULT}", endpoint_url=vault.endpoint_url,
-        part_size="1MiB", concurrency=4,
-    )  # fmt: skip
 
 
 def start_held(vault: VaultEmulator, cli: Cli, run: Running) -> int:

@@ -23,7 +23,6 @@ from tests.backends.aws_servers import boto3_client, create_bucket
 from tests.functional.conftest import Cli
 from tests.functional.e2e import (
     RANDOM_DATA,
-    VAULT,
     WAIT,
     Running,
     assert_one_vault_archive,
@@ -43,20 +42,6 @@ from tests.functional.e2e import (
 from tests.functional.trees import make_source_tree
 from tests.gpgkeys import GnupgHome
 from tests.vault_emulator import VaultEmulator
-
-
-@pytest.fixture
-def source(tmp_path: Path) -> Path:
-    """About 5 MiB: six parts of 1 MiB."""
-    return make_source_tree(tmp_path / "src", big=5 * MiB)
-
-
-@pytest.fixture
-def cli(tmp_path: Path, gnupg_home: GnupgHome, vault: VaultEmulator) -> Cli:
-    return Cli(
-        tmp_path, gnupg_home, f"glacier://{VAULT}", endpoint_url=vault.endpoint_url,
-        part_size="1MiB", concurrency=4,
-    )  # fmt: skip
 
 
 def test_kill_while_staging_stages_again(vault: VaultEmulator, cli: Cli, tmp_path: Path) -> None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from aglacier.errors import ExitCode
 from aglacier.units import MiB
 from tests.functional.conftest import Cli
@@ -27,23 +25,7 @@ from tests.functional.e2e import (
     released,
     resume,
 )
-from tests.functional.trees import make_source_tree
-from tests.gpgkeys import GnupgHome
 from tests.vault_emulator import VaultEmulator
-
-
-@pytest.fixture
-def source(tmp_path: Path) -> Path:
-    """About 5 MiB: six parts of 1 MiB."""
-    return make_source_tree(tmp_path / "src", big=5 * MiB)
-
-
-@pytest.fixture
-def cli(tmp_path: Path, gnupg_home: GnupgHome, vault: VaultEmulator) -> Cli:
-    return Cli(
-        tmp_path, gnupg_home, f"glacier://{VAULT}", endpoint_url=vault.endpoint_url,
-        part_size="1MiB", concurrency=4,
-    )  # fmt: skip
 
 
 def test_forgotten_upload_is_started_again_from_the_spool(
